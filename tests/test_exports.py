@@ -33,18 +33,18 @@ def test_no_public_attribute_outside_all() -> None:
     assert stray == [], f"public names missing from zuki.__all__: {stray}"
 
 
-def _submodules() -> list[str]:
-    names = []
-    for pkg in ("zuki.concurrent", "zuki.runtime"):
-        module = importlib.import_module(pkg)
-        for info in pkgutil.iter_modules(module.__path__):
-            names.append(f"{pkg}.{info.name}")
-    return names
+def _runtime_modules() -> list[str]:
+    runtime = importlib.import_module("zuki.runtime")
+    return [f"zuki.runtime.{info.name}" for info in pkgutil.iter_modules(runtime.__path__)]
 
 
-def test_each_submodule_public_name_is_reexported_once() -> None:
-    """A name a submodule lists in ``__all__`` and ``zuki`` re-exports is the same object."""
-    for modname in _submodules():
+def test_each_runtime_public_name_is_reexported_as_itself() -> None:
+    """A name a runtime module lists in ``__all__`` and ``zuki`` exports is the same object.
+
+    ``zuki.concurrent`` is the internal lock-free layer: its names are not re-exported
+    (``zuki.Event`` is the async event of ``zuki.runtime.sync``, not the futex one).
+    """
+    for modname in _runtime_modules():
         module = importlib.import_module(modname)
         for name in getattr(module, "__all__", ()):
             if name in zuki.__all__:
@@ -59,5 +59,7 @@ def test_import_does_not_enable_the_gil() -> None:
         "ft = bool(sysconfig.get_config_var('Py_GIL_DISABLED'))\n"
         "sys.exit(1 if ft and f() else 0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr.decode()
