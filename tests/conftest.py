@@ -23,8 +23,7 @@ def gil_enabled() -> bool:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return (
-        f"zuki: free-threaded build: {FREE_THREADED_BUILD}, "
-        f"GIL enabled at start: {gil_enabled()}"
+        f"zuki: free-threaded build: {FREE_THREADED_BUILD}, GIL enabled at start: {gil_enabled()}"
     )
 
 
