@@ -23,6 +23,7 @@ def _ratios_of(module_path: Path) -> list[tuple[str, str, float | None, str, str
     spec = importlib.util.spec_from_file_location(module_path.stem, module_path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     rows = []
     for entry in getattr(module, "RATIOS", []):
