@@ -8,6 +8,7 @@ a scenario whose subsystem is not importable is left out of ``SCENARIOS`` with a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable
@@ -188,3 +189,88 @@ def shutdown_midway(workers: int | None, scale: float) -> int:
         f"{len(accepted)} accepted, {ran} ran, {cancelled} cancelled: some were lost"
     )
     return len(accepted)
+
+
+@scenario("timer_churn", "timers")
+def timer_churn(workers: int | None, scale: float) -> int:
+    """100,000 timers (scaled) created and cancelled from tasks; 1,000 left to fire in order."""
+    n = int(100_000 * scale)
+    fired: list[int] = []
+    lock = threading.Lock()
+
+    async def sleeper(i: int) -> None:
+        await zuki.sleep(0.001 * (i % 20))
+        with lock:
+            fired.append(i)
+
+    async def main() -> int:
+        cancelled = 0
+        handles = [zuki.spawn(zuki.sleep(30)) for _ in range(n)]
+        for h in handles:
+            cancelled += h.cancel()
+        for h in handles:
+            with contextlib.suppress(zuki.Cancelled):
+                await h
+        keep = [zuki.spawn(sleeper(i)) for i in range(1000)]
+        for h in keep:
+            await h
+        return cancelled
+
+    cancelled = zuki.run(main(), workers=workers)
+    assert sorted(fired) == list(range(1000)), f"{1000 - len(set(fired))} timers never fired"
+    assert cancelled <= n
+    return n
+
+
+@scenario("mixed", "messages")
+def mixed(workers: int | None, scale: float) -> int:
+    """Tasks, a bounded channel, timers and an outside thread at once; every message once."""
+    n = int(20_000 * scale)
+    seen = Tally(2 * n)
+
+    async def producer(ch: zuki.Channel[int], base: int) -> None:
+        for i in range(base, base + n // 2):
+            await ch.send(i)
+            if i % 500 == 0:
+                await zuki.sleep(0.0005)
+
+    async def consumer(ch: zuki.Channel[int]) -> None:
+        async for i in ch:
+            seen.hit(i)
+
+    async def main() -> None:
+        ch: zuki.Channel[int] = zuki.Channel(64)
+
+        def outside() -> None:
+            for i in range(n, 2 * n):
+                ch.send_blocking(i, timeout=60)
+
+        t = threading.Thread(target=outside)
+        t.start()
+        producers = [zuki.spawn(producer(ch, k * (n // 2))) for k in range(2)]
+        consumers = [zuki.spawn(consumer(ch)) for _ in range(3)]
+        for p in producers:
+            await p
+        while t.is_alive():
+            await zuki.sleep(0.005)
+        ch.close()
+        for c in consumers:
+            await c
+
+    zuki.run(main(), workers=workers)
+    seen.check("mixed")
+    return 2 * n
+
+
+@scenario("net_echo", "connections")
+def net_echo(workers: int | None, scale: float) -> int:
+    """10,000 concurrent TCP connections + 10,000 connect/disconnect cycles (scaled)."""
+    from stress.net import run_scenario
+    from zuki.runtime.reactor import default_reactor
+
+    n, total = max(100, int(10_000 * scale)), 0
+    backend = default_reactor().backend
+    for mode in ("concurrent", "churn"):
+        result = run_scenario(mode, n, messages=3, workers=workers or 2, backend=backend, limit=600)
+        total += int(result.get("connections", 0))
+    return total
