@@ -248,6 +248,10 @@ class SimAtomicInt:
     def add(self, n: int = 1) -> int:
         return _wrap(self.fetch_add(n) + n)
 
+    @property
+    def view(self) -> Any:
+        return atomics._WordView(self._plain_load, self._plain_store)
+
     def bind_cas(self) -> Any:
         return lambda expected, desired: self.compare_exchange(expected, desired)[0]
 
@@ -341,6 +345,10 @@ class SimAtomicSlab:
         """Each cell an acquire load of its own, in index order (not a snapshot)."""
         self._check_range(start, stop)
         return [c.plain_load() for c in self._cells[start:stop]]
+
+    def all_equal(self, start: int, stop: int, value: int) -> bool:
+        """``load_range(start, stop)`` all equal to ``value``: one step per cell."""
+        return all(v == value for v in self.load_range(start, stop))
 
     def store_range(self, start: int, values: Sequence[int]) -> None:
         """Each value a release store of its own, in index order."""

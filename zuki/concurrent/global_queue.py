@@ -28,19 +28,23 @@ its consumer role costs two read-modify-writes per pop.
 
 Position ``p`` lives in segment ``p >> SHIFT`` at offset ``p & MASK`` (1024 slots). A
 segment is a Python list of items and an ``AtomicSlab`` of slot states, reached through
-its cells' ``plain_store``/``plain_load`` (release/acquire; C-level on x86-64).
+the slab's ``plain_store_at``/``plain_load_at`` (release/acquire; C-level on x86-64).
 Segments are kept in a dict by number and created by whichever producer first needs
 one, with ``dict.setdefault`` (one atomic dict operation on 3.13t, and under the GIL),
-so two producers racing to create it agree on one.
+so two producers racing to create it agree on one (the loser drops its own).
 
 Publishing: the producer writes its item(s) into ``items`` (a slice assignment for a
-batch), then release-stores each slot's state (``store_range`` for a batch). A consumer
-acquire-loads the state of ``head`` (``load_range`` of the next slots for a batch),
-takes the prefix of slots that are ready, claims it with its CAS, and only then reads
-the items. Memory order: the item write is sequenced before the release store of the
-state; the consumer's acquire load that sees the state synchronizes with it, so the item
-read that follows sees the item. The CAS on ``_dequeue`` decides who owns a slot, so an
-item is handed out once.
+batch), then release-stores each slot's state (``store_range`` for a batch: one
+``memcpy`` on x86-64, whose stores are NOT ordered among themselves). A consumer
+acquire-loads the state of ``head`` (for a batch: ``all_equal`` over the next slots,
+then ``load_range`` only when some slot is not plainly ready), takes the prefix of
+slots that are ready, each judged on its own, claims it with its CAS, and only then
+reads the items. Memory order: every item write is sequenced before the release store
+of its slot's state (for a batch, before the whole ``store_range``); the consumer's
+acquire load that sees a state synchronizes with it, so the item read that follows
+sees the item. Nothing relies on slot ``k`` becoming ready before slot ``k + 1``: a
+consumer that sees ``k + 1`` ready and ``k`` not takes nothing beyond ``k - 1``. The CAS
+on ``_dequeue`` decides who owns a slot, so an item is handed out once.
 
 **Why ABA cannot happen.** ``head`` only grows, by whole claims, and no position is ever
 reserved twice, so ``compare_exchange(head, head + m)`` succeeds only if no other
@@ -48,21 +52,19 @@ consumer claimed anything since ``head`` was read: a stale consumer always fails
 (2**63 positions would have to pass for the word to come back). Whatever a stale
 consumer read before that failed CAS (a state, a segment) is thrown away.
 
-**Segments are recycled without a reclamation scheme.** Building an ``AtomicSlab`` is
-expensive (its cells are objects), so the consumer that claims the last slot of a
-segment removes it from the dict and puts its state slab into a small pool; a producer
-that creates a segment takes a slab from the pool. The items list is never recycled: a
-consumer may still be reading its claimed items after the segment is retired. Slab
-reuse is safe because a state value names its segment: a ready state of segment ``s`` is
-``s << 2 | FULL`` or ``s << 2 | ABANDONED``, and "ready" means ``state >= s << 2 | 1``.
-A recycled slab holds states of an older (smaller-numbered) segment, which read as "not
-ready" (no zeroing needed). Who can touch a retired slab? Not a producer: a segment is
-retired only after all its positions were claimed, a claim needs the slot published, and
-publishing is each producer's last access to the segment. Only stale consumers, whose
-reads are discarded by the failing CAS above. Segments are created in increasing order
-once their predecessors are retired (a retired segment's positions are all below the
-retiring consumer's head, so no later segment has a smaller number), which is what the
-"older means smaller" argument needs.
+**Segments are never reused, so no reclamation scheme is needed.** The consumer that
+claims the last slot of a segment removes it from the dict; its items list and state
+slab are then only reachable from stale consumers, whose reads are discarded by the
+failing CAS above, and are freed by the garbage collector when those let go. A new
+segment gets a fresh, zeroed state slab (an ``AtomicSlab`` makes no per-cell objects,
+so this costs a few microseconds per 1024 positions). A ready state of segment ``s``
+is ``s << 2 | FULL`` or ``s << 2 | ABANDONED`` and "ready" means ``state >= s << 2 | 1``;
+a fresh slab reads 0, "not ready". Even a word caught half-written by a wide ``memcpy``
+holds a subset of the new value's bytes and zeros elsewhere, so it is smaller than the
+new value and reads as not ready (see ``AtomicSlab`` on x86-64). Who can touch a
+retired segment? Not a producer: a segment is retired only after all its positions
+were claimed, a claim needs the slot published, and publishing is each producer's last
+access to the segment. Only stale consumers, as above.
 
 **Spurious empties.** A consumer that finds ``head``'s slot not yet published returns
 ``None`` (or a shorter batch), even if later slots are ready: FIFO order is kept and the
@@ -83,12 +85,17 @@ reserves positions after a close.
 **Cost.** ``push`` is one ``fetch_add`` plus a plain load, a dict lookup, a list store
 and a plain state store; ``try_pop`` is one CAS plus two plain loads, a dict lookup, a
 list load and a list store (clearing the slot); ``push_batch(k)`` and
-``try_pop_batch(k)`` are one read-modify-write each plus O(k) list and state work. The
-read-modify-writes are ctypes foreign calls (the shim's CAS alone is more than ten
-``SimpleQueue`` round trips), so single pushes and pops cost far more than the builtin
-twin's; batches amortize them (``perf/bench_concurrent.py`` has the numbers). ``push``
-and ``try_pop`` are closures, as in ``local_queue``, to avoid unspecialized attribute
-accesses on 3.13t.
+``try_pop_batch(k)`` are one read-modify-write each plus O(k) C-level list and buffer
+work (no Python-level loop over the items on x86-64). The read-modify-writes are ctypes
+foreign calls, bound once per queue so that no method, order check or result tuple is
+paid per call: ``push`` calls the shim's ``bind_fetch_add(2)`` (a ``functools.partial``
+over ``__atomic_fetch_add_8`` with ``byref`` arguments, ~370 ns) and ``try_pop`` its
+``bind_cas()`` (a closure: a ``threading.local`` read for this thread's ``expected``
+word, then ``__atomic_compare_exchange_8``, ~900 ns). Those two calls alone are about
+13 ``SimpleQueue`` put+get round trips, so single pushes and pops cannot come within
+12x of ``SimpleQueue``; batches amortize them to below ``SimpleQueue``'s per-item cost
+(``perf/README.md`` has the numbers). ``push`` and ``try_pop`` are closures, as in
+``local_queue``, to avoid unspecialized attribute accesses on 3.13t.
 
 Thread-safety: every method may be called from any thread at any time.
 """
@@ -96,6 +103,7 @@ Thread-safety: every method may be called from any thread at any time.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -111,7 +119,7 @@ BACKENDS = ("lockfree", "builtin")
 
 # Segment size is 1 << _SEGMENT_SHIFT slots (tests shrink it: _set_segment_shift).
 _SEGMENT_SHIFT = 10
-# Retired state slabs kept for reuse; beyond this many they are dropped.
+# The (unused) _pool's maxlen: slabs are no longer recycled (module docstring).
 _SLAB_POOL_SIZE = 16
 
 _FULL = 1
@@ -226,11 +234,10 @@ class GlobalQueue(Generic[T]):
         return f"<GlobalQueue {self.backend} len={len(self)} capacity={self.capacity}{state}>"
 
 
-# A segment: its items, then its state slab as per-slot release stores and acquire loads
-# (each a cell's ``plain_store``/``plain_load``: C-level on x86-64, no Python frame),
-# and the slab itself. The last three are recycled together.
-_Slab = tuple[list[Callable[[int], object]], list[Callable[[], int]], Any]
-_Segment = tuple[list[Any], list[Callable[[int], object]], list[Callable[[], int]], Any]
+# A segment: its items, its state slab's per-slot acquire load and release store (the
+# slab's ``plain_load_at``/``plain_store_at``: C-level on x86-64, no Python frame), and
+# the slab itself.
+_Segment = tuple[list[Any], Callable[[int], int], Callable[[int, int], object], Any]
 
 
 class _LockFreeGlobalQueue(GlobalQueue[T]):
@@ -254,8 +261,10 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
 
     # Shared words (any thread): _enqueue (tail << 1 | closed), _dequeue (head); both
     # only through the shim. _segment_map: dict segment number -> _Segment, changed only
-    # by single atomic dict operations. _pool: deque of retired slabs. Everything else is
-    # fixed after __init__.
+    # by single atomic dict operations. Everything else is fixed after __init__.
+    # _pool is no longer used (state slabs are not recycled: a fresh one is cheaper than
+    # the reasoning a recycled one needs); it stays, empty, for the interleaving tests'
+    # hook that swaps it.
 
     def __init__(self, capacity: int | None = None, *, backend: str = "lockfree") -> None:
         self._enqueue = _atomics.AtomicInt(0)
@@ -263,12 +272,12 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
         self._enq_add = self._enqueue.fetch_add
         self._enq_load = self._enqueue.plain_load
         self._deq_load = self._dequeue.plain_load
-        self._deq_cas = self._dequeue.compare_exchange
+        self._deq_cas = self._dequeue.bind_cas()
         self._new_slab = _atomics.AtomicSlab
         self._shift = _SEGMENT_SHIFT
         self._size = 1 << _SEGMENT_SHIFT
         self._mask = self._size - 1
-        self._pool: deque[_Slab] = deque(maxlen=_SLAB_POOL_SIZE)
+        self._pool: deque[object] = deque(maxlen=_SLAB_POOL_SIZE)
         self._segments = {}
 
     @property
@@ -280,7 +289,6 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
         self._shift = shift
         self._size = 1 << shift
         self._mask = self._size - 1
-        self._pool.clear()
         self._bind_operations()
 
     @property
@@ -297,7 +305,7 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
     def _bind_operations(self) -> None:
         """Build ``push`` and ``try_pop`` as closures over what they use."""
         get = self._segment_map.get
-        enq_add, enq_load = self._enq_add, self._enq_load
+        enq_add2, enq_load = self._enqueue.bind_fetch_add(2), self._enq_load
         deq_load, deq_cas = self._deq_load, self._deq_cas
         shift, mask = self._shift, self._mask
         segment, abandon, retire = self._segment, self._abandon, self._retire
@@ -307,16 +315,16 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
                 raise TypeError(_NONE_MESSAGE)
             if enq_load() & 1:
                 raise QueueClosed(_CLOSED_MESSAGE)
-            word = enq_add(2)
+            word = enq_add2()
             if word & 1:  # closed since the look above
                 abandon(word >> 1, 1)
                 raise QueueClosed(_CLOSED_MESSAGE)
             pos = word >> 1
             s = pos >> shift
-            items, stores, _, _ = get(s) or segment(s)
+            items, _, store_at, _ = get(s) or segment(s)
             pos &= mask
             items[pos] = item
-            stores[pos](s << 2 | 1)  # FULL, release
+            store_at(pos, s << 2 | 1)  # FULL, release
 
         def try_pop() -> T | None:
             head = deq_load()
@@ -331,19 +339,18 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
                         return None
                     head = fresh
                     continue
+                items, load_at, _, _ = found
                 off = head & mask
-                state = found[2][off]()  # acquire
+                state = load_at(off)  # acquire
                 full = s << 2 | 1
                 if state < full:
                     return None
-                claimed, current = deq_cas(head, head + 1)
-                if not claimed:
-                    head = current
+                if not deq_cas(head, head + 1):
+                    head = deq_load()  # another consumer claimed it: look again
                     continue
                 if off == mask:
                     retire(s)
                 if state == full:
-                    items = found[0]
                     item: T = items[off]
                     items[off] = None
                     return item
@@ -381,7 +388,7 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
             n = min(k - done, size - off)
             segment = get(s) or self._segment(s)
             segment[0][off : off + n] = batch if n == k else batch[done : done + n]
-            segment[3].store_range(off, [s << 2 | _FULL] * n)
+            segment[3].store_range(off, array("q", (s << 2 | _FULL,)) * n)
             done += n
             pos += n
 
@@ -398,19 +405,14 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
             pos += n
 
     def _segment(self, s: int) -> _Segment:
-        """Segment ``s``, created if no other producer did it first."""
-        try:
-            stores, loads, slab = self._pool.pop()
-        except IndexError:
-            slab = self._new_slab(self._size)
-            cells = [slab.cell(i) for i in range(self._size)]
-            stores = [c.plain_store for c in cells]
-            loads = [c.plain_load for c in cells]
-        new: _Segment = ([None] * self._size, stores, loads, slab)
-        segment = self._segment_map.setdefault(s, new)
-        if segment is not new:
-            self._pool.append((stores, loads, slab))
-        return segment
+        """Segment ``s``, created if no other producer did it first.
+
+        Its state slab is a fresh, zeroed one (cheap: the slab makes no per-cell
+        objects); the loser of a creation race simply drops its own.
+        """
+        slab = self._new_slab(self._size)
+        new: _Segment = ([None] * self._size, slab.plain_load_at, slab.plain_store_at, slab)
+        return self._segment_map.setdefault(s, new)
 
     # --- consumers ---------------------------------------------------------------------
 
@@ -430,26 +432,29 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
                 continue
             off = head & mask
             want = min(n, size - off)
-            seen = segment[3].load_range(off, off + want)
             full = s << 2 | _FULL
-            if min(seen) >= full:
+            slab = segment[3]
+            plain = slab.all_equal(off, off + want, full)  # the common case: all FULL
+            if plain:
                 m = want
+                seen: list[int] = []
             else:
+                seen = slab.load_range(off, off + want)
                 m = 0
-                while seen[m] >= full:
+                while m < want and seen[m] >= full:
                     m += 1
                 if not m:
                     break
-            claimed, current = self._deq_cas(head, head + m)
-            if not claimed:
-                head = current
+            if not self._deq_cas(head, head + m):
+                head = self._deq_load()  # another consumer claimed: look again
                 continue
-            if off + m == size:
-                self._retire(s)
             items = segment[0]
             got: list[T] = items[off : off + m]
-            items[off : off + m] = [None] * m
-            if max(seen if m == want else seen[:m]) != full:
+            if off + m == size:
+                self._retire(s)  # the items list goes with it: no need to clear it
+            else:
+                items[off : off + m] = [None] * m
+            if not plain and seen[:m].count(full) != m:
                 got = [x for x in got if x is not None]  # abandoned slots hold None
             if out:
                 out += got
@@ -463,8 +468,7 @@ class _LockFreeGlobalQueue(GlobalQueue[T]):
 
     def _retire(self, s: int) -> None:
         """Called by the consumer that claimed the last slot of segment ``s``."""
-        _, stores, loads, slab = self._segment_map.pop(s)
-        self._pool.append((stores, loads, slab))
+        self._segment_map.pop(s)
 
     # --- state -------------------------------------------------------------------------
 

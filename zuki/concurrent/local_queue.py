@@ -58,8 +58,8 @@ owner, which copies it out and overflows it with the new item. With ``CLAIMED`` 
 owner cannot take anything: it overflows the new item alone (tokio's case 2; the steal
 is about to free room). No overflow queue: ``QueueFull``.
 
-**Owner pop** (LIFO): ``b -= 1``; ``plain_store(b)``; ``fence()`` (seq_cst; no foreign
-call on x86-64); plain-load ``_steal``. ``IDLE(t)`` with ``t <= b``: take slot ``b``. Still
+**Owner pop** (LIFO): ``b -= 1``; ``plain_store(b)``; ``full_fence()`` (seq_cst; no
+foreign call on x86-64); plain-load ``_steal``. ``IDLE(t)`` with ``t <= b``: take slot ``b``. Still
 no foreign call, even for the last item. ``IDLE(t)`` with ``t > b``: empty, restore
 ``bottom``. ``ANNOUNCED(t, ep)``: abort the thief with CAS to ``IDLE(t, ep + 1)`` and look
 again. ``CLAIMED(t, e)``: take slot ``b`` if ``b >= e``; otherwise the thief owns it, the
@@ -113,13 +113,15 @@ second thief re-announced the same word.
 
 **Cost.** The owner's common path is push: a list store and a plain store; pop: a plain
 store, the fence, a plain load, a list load and a list store (clearing the slot, so that
-a popped item is not kept alive by the ring). No foreign call; the fence is the shim's
-``fence()``, a Python call around ``next()`` on an ``itertools.count`` (a C-level
-``lock cmpxchg`` on x86-64). ``push`` and ``pop`` are closures over the owner's private
-state: on 3.13t attribute accesses are not specialized and would cost as much as the
-work itself. Even so, the three shim calls and the slot clear make push + pop about
-three times the builtin twin's (``perf/bench_concurrent.py`` has the numbers); the
-builtin twin needs no fence because every deque operation is a critical section.
+a popped item is not kept alive by the ring). No foreign call and no Python-level shim
+call: the plain store and load are subscripts of the cells' ``view`` (on x86-64 the
+cell's one-word memoryview), and the fence is the shim's ``full_fence``, a C-level
+``next()`` on an ``itertools.count`` (a ``lock cmpxchg`` on x86-64). ``push`` and ``pop``
+are closures over the owner's private state: on 3.13t attribute accesses are not
+specialized and would cost as much as the work itself. Even so the three shared-memory
+steps of pop (store, fence, load: ~150 ns together) and push's store make push + pop
+about 2.5 times the builtin twin's (``perf/README.md`` has the numbers); the builtin
+twin needs no fence because every deque operation is a critical section.
 
 Thread-safety
 =============
@@ -401,7 +403,7 @@ class _LockFreeLocalQueue(LocalQueue[T]):
         self._steal_load = self._steal.plain_load
         self._steal_store = self._steal.plain_store
         self._steal_cas = self._steal.compare_exchange
-        self._bind_owner_operations(_atomics.fence)
+        self._bind_owner_operations(_atomics.full_fence)
         if self._debug:
             self._install_owner_checks()
 
@@ -410,6 +412,8 @@ class _LockFreeLocalQueue(LocalQueue[T]):
         buffer, mask, cap = self._buffer, self._mask, self._capacity
         b_store = self._bottom.plain_store
         steal_load, steal_cas = self._steal_load, self._steal_cas
+        # view[0] / view[0] = v: plain_load() / plain_store(v) without a call (x86-64).
+        b_view, steal_view = self._bottom.view, self._steal.view
         take_range, overflow_full = self._take_range, self._overflow_full
         b = 0  # the true bottom: the next index to push
         top_seen = 0  # a lower bound of top (top only grows): room checks need no load
@@ -421,7 +425,7 @@ class _LockFreeLocalQueue(LocalQueue[T]):
             if b - top_seen < cap:
                 buffer[b & mask] = item
                 b += 1
-                b_store(b)
+                b_view[0] = b  # release
                 return
             push_full(item)
 
@@ -459,9 +463,9 @@ class _LockFreeLocalQueue(LocalQueue[T]):
         def pop() -> T | None:
             nonlocal b
             i = b - 1
-            b_store(i)
+            b_view[0] = i  # release
             fence()
-            word = steal_load()
+            word = steal_view[0]  # acquire
             if word & 3 or (i - (word >> 32)) & 0x3FFFFFFF >= cap:
                 return pop_contended(i, word)
             b = i
