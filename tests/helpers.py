@@ -1,7 +1,8 @@
 """Shared helpers for the black-box runtime tests.
 
 Everything here is written against zuki's public API only (``import zuki``), so that the
-same helpers serve the API tests, the fault tests, the stress tests and ``stress/``.
+same helpers serve the API, fault, stress and other runtime tests (``stress/runtime.py`` is
+standalone: it must run without pytest).
 
 - ``hang_guard(seconds)``: a watchdog that dumps every thread's stack and exits the process
   when a test hangs. It is safe to nest and to use from several threads at once (as
@@ -16,8 +17,10 @@ same helpers serve the API tests, the fault tests, the stress tests and ``stress
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import faulthandler
+import functools
 import itertools
 import sys
 import threading
@@ -99,8 +102,6 @@ def guarded(seconds: float = HANG) -> Callable[[Callable[..., Any]], Callable[..
     """Decorator form of ``hang_guard`` for a whole test function."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        import functools
-
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with hang_guard(seconds):
@@ -243,13 +244,7 @@ class Blockers:
         self.release_event.set()
 
 
-def is_cancelled(handle: Any) -> bool:
-    """Whether a JoinHandle reports that its task was cancelled."""
-    return bool(handle.cancelled())
-
-
 def cancelled_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions ``result()`` of a cancelled handle may raise."""
-    import concurrent.futures
-
+    """What ``result()`` of a cancelled handle may raise: ``zuki.Cancelled`` (which is a
+    ``concurrent.futures.CancelledError``), or the base class itself."""
     return (zuki.Cancelled, concurrent.futures.CancelledError)

@@ -262,7 +262,12 @@ def test_shutdown_cancel_futures(spec: ExecutorSpec) -> None:
     queued_coros = [ex.spawn(_set_later(ran)) for _ in range(50)]
     stopper = threading.Thread(target=ex.shutdown, kwargs={"wait": True, "cancel_futures": True})
     stopper.start()
-    time.sleep(0.2)  # let shutdown cancel what is queued before the workers are released
+    # Release the workers only once shutdown has started (spawn is refused) and has had a
+    # moment to cancel the queue, so that no queued task can legitimately run first.
+    wait_until(lambda: _refuses_spawn(ex), what="shutdown to close the executor")
+    deadline = time.monotonic() + 2
+    while not all(h.done() for h in queued + queued_coros) and time.monotonic() < deadline:
+        time.sleep(0.005)
     blockers.release()
     stopper.join(WAIT)
     assert not stopper.is_alive(), "shutdown(cancel_futures=True) did not return"
@@ -280,6 +285,14 @@ def test_shutdown_cancel_futures(spec: ExecutorSpec) -> None:
     # A wake after shutdown is harmless.
     gate.open("too late")
     assert waiting.cancelled()
+
+
+def _refuses_spawn(ex: Any) -> bool:
+    try:
+        ex.spawn(int).cancel()
+    except zuki.ExecutorShutdownError:
+        return True
+    return False
 
 
 async def _set_later(event: threading.Event) -> None:

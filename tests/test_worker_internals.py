@@ -11,6 +11,7 @@ pytest-timeout dumps the stacks) instead of hiding behind a timed park.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import random
 import threading
@@ -26,6 +27,7 @@ from zuki.runtime.errors import ExecutorConfigError, ThreadSpawnError, ThreadSta
 from zuki.runtime.executor import ExecutorConfig, make_executor
 from zuki.runtime.metrics import COUNTERS, ExecutorMetrics, WorkerMetrics
 from zuki.runtime.single_threaded_executor import Priority, SingleThreadedExecutor
+from zuki.runtime.task import CallTask
 from zuki.runtime.work_stealing_executor import WorkStealingExecutor
 from zuki.runtime.worker_thread import GLOBAL_QUEUE_INTERVAL, MAX_HELP_DEPTH
 
@@ -142,6 +144,30 @@ def test_threads_start_lazily_and_park_when_idle(backend: str) -> None:
             h.result(timeout=WAIT)
         wait_until(lambda: all_parked(ex), "all four workers to park")
         assert ex.metrics().threads_started == 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_blocking_tasks_each_get_a_worker(backend: str) -> None:
+    """N tasks that block their thread, spawned from outside a lazily growing pool of N,
+    all start: work queued behind a blocked worker is found by a woken one (the chain
+    wake of the last searcher must look at every queue, not only its own)."""
+    for _ in range(30):
+        with make(4, backend) as ex:
+            release = threading.Event()
+            started = threading.Semaphore(0)
+
+            def block(release: threading.Event = release, s: threading.Semaphore = started) -> None:
+                s.release()
+                release.wait(WAIT)
+
+            handles = [ex.spawn(block) for _ in range(4)]
+            try:
+                for _ in range(4):
+                    assert started.acquire(timeout=WAIT), "a blocking task never started"
+            finally:
+                release.set()
+            for h in handles:
+                h.result(timeout=WAIT)
 
 
 @pytest.mark.thread_unsafe(reason="records process-wide warnings")
@@ -372,6 +398,25 @@ def test_helper_parks_and_is_woken_by_completion_from_outside() -> None:
             assert handle.result(timeout=WAIT) is True
         finally:
             outside.shutdown()
+
+
+def test_helper_does_not_miss_a_completion_racing_its_park() -> None:
+    """The handle finishes after the helper registered on it but before the helper
+    joined the sleepers (its completion entry then finds nobody parked): the helper must
+    notice instead of sleeping forever (park_timeout is None)."""
+    foreign: CallTask[int] = CallTask(lambda: 5, (), contextvars.copy_context())
+    register = foreign.register
+
+    def register_then_complete(entry: Callable[[], object]) -> bool:
+        added = register(entry)
+        finisher = threading.Thread(target=foreign.run, args=(None,))
+        finisher.start()
+        finisher.join(WAIT)
+        return added
+
+    foreign.register = register_then_complete  # type: ignore[method-assign]
+    with make(1) as ex:
+        assert ex.submit(foreign.result).result(timeout=WAIT) == 5
 
 
 def test_shutdown_wait_from_a_worker_raises_but_shuts_down() -> None:

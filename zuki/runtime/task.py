@@ -249,6 +249,9 @@ class JoinHandle(concurrent.futures.Future[T], Future[T]):
     _value: Any
     _entries: list[Any] | None
 
+    def __init__(self) -> None:
+        raise TypeError("JoinHandle objects are made by spawn(), submit() and spawn_batch()")
+
     # -- inspection ---------------------------------------------------------------------
 
     def done(self) -> bool:

@@ -416,12 +416,19 @@ class WorkerThread(WorkerCounters):
         self.pool.notify(strong=False)
 
     def _leave_searching(self) -> None:
+        """Stop searching (work was found); the last searcher wakes one more worker if
+        it sees more work queued anywhere (the chain that grows parallelism one worker
+        at a time). Only if it sees some: with one task at a time (submit, wait, submit)
+        an unconditional wake puts a futex call and a futile search on every round trip.
+        It must look at every queue, not just its own and the global one: a push that
+        skipped its wake because this worker was searching may sit in the queue of a
+        worker that is now blocked in a long task."""
         pool = self.pool
         self.searching = False
         with pool.idle_lock:
             pool.num_searching -= 1
             last = pool.num_searching == 0
-        if last:
+        if last and pool.work_pending():
             pool.notify(strong=False)
 
     # -- scheduling from this thread --------------------------------------------------
@@ -532,6 +539,11 @@ class WorkerThread(WorkerCounters):
             return True
         finally:
             self.depth -= 1
+            if self.searching:
+                # Woken for work that someone else took: the task that waited goes on
+                # running here, so this worker must not keep counting as a searcher
+                # (a searcher suppresses the wake-ups of new work).
+                self._leave_searching()
 
     def _help_next(self) -> JoinHandle[Any] | None:
         task = self.lifo
@@ -562,6 +574,14 @@ class WorkerThread(WorkerCounters):
                     self._block_until(handle, deadline)
                 return
             try:
+                # The handle may have finished between register() and this worker's
+                # registration as a sleeper: its entry then found the worker not parked
+                # and left no token. It set the state before it ran the entry, and the
+                # entry took idle_lock before we did, so the state is visible here.
+                with pool.idle_lock:
+                    if self.parked and handle._st >= DONE_OK:
+                        pool.unpark_locked(self, searching=False)
+                        return
                 event = self.event
                 while not pool.terminate:
                     remaining = None
