@@ -416,19 +416,19 @@ class WorkerThread(WorkerCounters):
         self.pool.notify(strong=False)
 
     def _leave_searching(self) -> None:
-        """Stop searching (work was found); the last searcher wakes one more worker if
-        it sees more work queued anywhere (the chain that grows parallelism one worker
-        at a time). Only if it sees some: with one task at a time (submit, wait, submit)
-        an unconditional wake puts a futex call and a futile search on every round trip.
-        It must look at every queue, not just its own and the global one: a push that
-        skipped its wake because this worker was searching may sit in the queue of a
-        worker that is now blocked in a long task."""
+        """Stop searching (work was found); the last searcher always wakes one more worker
+        (tokio's ``transition_worker_from_searching``, Go's ``resetspinning``): the chain
+        that grows parallelism one worker at a time. Making this wake conditional on
+        seeing queued work (tried, to save a futex call per submit-and-wait round trip)
+        lost wake-ups: the task-group timeout tests hung about one run in six with
+        ``park_timeout=None``, because a push that skipped its own wake while this worker
+        was searching is not always visible to a queue scan made here."""
         pool = self.pool
         self.searching = False
         with pool.idle_lock:
             pool.num_searching -= 1
             last = pool.num_searching == 0
-        if last and pool.work_pending():
+        if last:
             pool.notify(strong=False)
 
     # -- scheduling from this thread --------------------------------------------------
