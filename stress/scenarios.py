@@ -154,6 +154,39 @@ def executor_churn(workers: int | None, scale: float) -> int:
     return n
 
 
+@scenario("idle_exit_churn", "tasks")
+def idle_exit_churn(workers: int | None, scale: float) -> int:
+    """Bursts of tasks between pauses longer than a 1 ms keep-alive: idle threads exit
+    and restart all the time, and every task still runs exactly once."""
+    bursts = max(1, int(300 * scale))
+    per_burst = 64
+    tally = Tally(bursts * per_burst)
+    config = zuki.ExecutorConfig(workers=workers, park_timeout=None, keep_alive=0.001)
+    with zuki.WorkStealingExecutor(config=config) as ex:
+
+        def fan_out(base: int) -> None:
+            # half the burst spawned from a worker: the local path restarts slots too
+            for j in range(per_burst // 2):
+                zuki.spawn(_bind(tally.hit, base + j))
+
+        pause = threading.Event()
+        for b in range(bursts):
+            base = b * per_burst
+            handles = [
+                ex.spawn(_bind(tally.hit, base + per_burst // 2 + i)) for i in range(per_burst // 2)
+            ]
+            handles.append(ex.spawn(lambda base=base: fan_out(base)))
+            for h in handles:
+                h.result(timeout=60)
+            if b % 4 == 0:
+                pause.wait(0.003)
+    # shutdown(wait=True) ran the fan-out children too
+    retired = ex.metrics().threads_retired
+    tally.check("idle_exit_churn")
+    assert retired > 0 or config.worker_count == 1, "no thread ever retired: nothing was tested"
+    return len(tally.runs)
+
+
 @scenario("shutdown_midway", "tasks")
 def shutdown_midway(workers: int | None, scale: float) -> int:
     """Shut down during a spawn storm: every accepted task runs once or reports cancelled."""

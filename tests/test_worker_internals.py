@@ -53,7 +53,7 @@ def all_parked(ex: WorkStealingExecutor) -> bool:
         return (
             pool.num_unparked == 0
             and pool.num_searching == 0
-            and len(pool.sleepers) == pool.spawned
+            and len(pool.sleepers) + len(pool.retired) == pool.spawned
         )
 
 

@@ -79,6 +79,9 @@ B = TypeVar("B")
 QUEUE_BACKENDS: Final = ("lockfree", "builtin")
 DEFAULT_QUEUE_BACKEND: Final = "builtin"
 DEFAULT_PARK_TIMEOUT: Final = 0.5
+#: Seconds an idle work-stealing worker (other than the first) waits before its thread
+#: exits; tokio's blocking pool uses the same 10 s.
+DEFAULT_KEEP_ALIVE: Final = 10.0
 #: Spare threads a work-stealing pool may add beyond ``workers`` to compensate for
 #: workers blocked at the helping depth cap (``max_workers`` default).
 DEFAULT_SPARE_THREADS: Final = 16
@@ -111,6 +114,12 @@ class ExecutorConfig:
         park_timeout: seconds an idle worker sleeps before it rechecks the queues on
             its own, a backstop against lost wake-ups; ``None`` sleeps until woken
             (what the tests use, so that a lost wake-up hangs instead of hiding).
+        keep_alive: seconds a work-stealing worker may sit idle (parked, with nothing
+            to run) before its thread exits; the slot is started again, lazily, when
+            work arrives and no parked worker is left to take it. The first worker
+            never exits, so an idle pool still needs no thread start to make progress.
+            ``None``: threads stay until shutdown. Default 10 s. ``metrics()`` counts
+            the exits (``threads_retired``) and the threads alive (``live_threads``).
         rng_seed: seed of the workers' victim-choice RNG (``None``: random).
         thread_factory: called like ``threading.Thread(target=..., name=...,
             daemon=...)`` to make each thread; tests inject failures through it.
@@ -128,6 +137,7 @@ class ExecutorConfig:
     global_queue_capacity: int | None = None
     queue_backend: str = DEFAULT_QUEUE_BACKEND
     park_timeout: float | None = DEFAULT_PARK_TIMEOUT
+    keep_alive: float | None = DEFAULT_KEEP_ALIVE
     rng_seed: int | None = None
     thread_factory: Callable[..., threading.Thread] | None = None
     thread_name_prefix: str = "zuki-worker"
@@ -165,16 +175,17 @@ class ExecutorConfig:
             raise ExecutorConfigError(
                 f"queue_backend must be one of {QUEUE_BACKENDS}, got {self.queue_backend!r}"
             )
-        timeout = self.park_timeout
-        if timeout is not None and (
-            not isinstance(timeout, (int, float))
-            or isinstance(timeout, bool)
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ExecutorConfigError(
-                f"park_timeout must be None or a finite number > 0, got {timeout!r}"
-            )
+        for name in ("park_timeout", "keep_alive"):
+            seconds = getattr(self, name)
+            if seconds is not None and (
+                not isinstance(seconds, (int, float))
+                or isinstance(seconds, bool)
+                or not math.isfinite(seconds)
+                or seconds <= 0
+            ):
+                raise ExecutorConfigError(
+                    f"{name} must be None or a finite number of seconds > 0, got {seconds!r}"
+                )
         if self.rng_seed is not None and not _is_int(self.rng_seed):
             raise ExecutorConfigError(f"rng_seed must be None or an int, got {self.rng_seed!r}")
         if self.thread_factory is not None and not callable(self.thread_factory):

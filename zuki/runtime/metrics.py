@@ -39,9 +39,12 @@ Counters
 ``overflows``
     Pushes that found the local queue full (half of it went to the global queue).
 
-Executor-wide fields of :class:`ExecutorMetrics`: ``threads_started``,
-``failed_thread_starts`` (thread starts that raised; the pool went on without them),
-``global_queue_len``, ``suspended_tasks`` (started tasks waiting for a wake-up).
+Executor-wide fields of :class:`ExecutorMetrics`: ``threads_started`` (every start,
+restarts after a keep-alive exit included), ``failed_thread_starts`` (thread starts that
+raised; the pool went on without them), ``threads_retired`` (threads that exited after
+``ExecutorConfig.keep_alive`` seconds idle), ``live_threads`` (worker threads running
+now, parked ones included), ``global_queue_len``, ``suspended_tasks`` (started tasks
+waiting for a wake-up).
 
 Thread-safety: ``WorkerCounters`` fields are written by their owner only;
 ``snapshot()`` may be called from any thread. Snapshots are immutable.
@@ -140,6 +143,8 @@ class ExecutorMetrics:
     failed_thread_starts: int
     global_queue_len: int
     suspended_tasks: int
+    threads_retired: int = 0
+    live_threads: int = 0
 
     @classmethod
     def collect(
@@ -150,6 +155,8 @@ class ExecutorMetrics:
         failed_thread_starts: int,
         global_queue_len: int,
         suspended_tasks: int,
+        threads_retired: int = 0,
+        live_threads: int = 0,
     ) -> ExecutorMetrics:
         """Build a snapshot from per-worker rows and the executor-wide values."""
 
@@ -171,6 +178,8 @@ class ExecutorMetrics:
             failed_thread_starts=failed_thread_starts,
             global_queue_len=global_queue_len,
             suspended_tasks=suspended_tasks,
+            threads_retired=threads_retired,
+            live_threads=live_threads,
         )
 
     @property

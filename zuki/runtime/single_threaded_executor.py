@@ -562,4 +562,5 @@ class SingleThreadedExecutor(Executor):
             failed_thread_starts=0,
             global_queue_len=sum(len(q) for q in runner.queues),
             suspended_tasks=len(runner.suspended),
+            live_threads=0 if runner.terminated.is_set() else 1,
         )

@@ -16,8 +16,9 @@ the *idle* bookkeeping, all under one ``threading.Lock``, ``idle_lock``:
 
 * ``sleepers``: parked workers (a stack); ``num_unparked``: started workers not parked;
   ``num_searching``: workers looking for work (a woken worker starts as a searcher);
-* ``spawned``/``spawn_limit``: threads started (lazily, on demand) and the most that may
-  be; ``helpers_parked``: parked workers with a task on their stack (waiting in
+* ``spawned``/``spawn_limit``: thread slots started (lazily, on demand) and the most
+  that may be; ``retired``: slots whose thread exited after ``keep_alive`` idle (a
+  stack; restarted first); ``helpers_parked``: parked workers with a task on their stack (waiting in
   ``result()``);
 * ``closed`` (no more external tasks), ``draining`` (shutdown called), ``terminate``
   (the workers stop).
@@ -49,10 +50,20 @@ Submission and notify
 Threads start lazily, one per notify that finds no sleeper, up to ``workers`` (plus
 spare threads for workers blocked at the helping depth cap, up to ``max_workers``). The
 first thread starts in the constructor: if it cannot, the constructor raises
-``ThreadSpawnError``. A later failure (the thread factory or ``Thread.start`` raises)
-is counted in ``metrics().failed_thread_starts``, warned about once
+``ThreadSpawnError``. A later failure (the thread factory or ``Thread.start`` raises, a
+restart included) is counted in ``metrics().failed_thread_starts``, warned about once
 (``ThreadStartWarning``), stops further thread starts, and re-runs the notify so the
 work that asked for the thread reaches a live worker.
+
+Idle threads exit (``ExecutorConfig.keep_alive``; the JDK's ``keepAliveTime``, tokio's
+blocking-pool ``keep_alive``): a parked worker other than the first that sees no work for
+``keep_alive`` seconds leaves the sleepers list for ``retired`` under ``idle_lock``, in
+the same step, and its thread returns. A notify that finds no sleeper restarts a retired
+slot before it opens a new one (same ``WorkerThread``, same queue, a new thread, which
+first joins the old one so two threads never share the slot). Because the move from
+``sleepers`` to ``retired`` is one step under the lock, a notifier always finds the
+worker on one of the two lists: no wake-up is lost to a retiring thread. The first
+worker never retires, so a pool whose restarts fail still has a live thread.
 
 Shutdown
 ========
@@ -146,6 +157,7 @@ class Pool:
         "gq",
         "helpers_parked",
         "idle_lock",
+        "keep_alive",
         "local_capacity",
         "name",
         "num_searching",
@@ -153,6 +165,8 @@ class Pool:
         "nworkers",
         "park_timeout",
         "refill_cap",
+        "restarts_failed",
+        "retired",
         "seed",
         "sleepers",
         "spawn_limit",
@@ -162,6 +176,7 @@ class Pool:
         "terminated",
         "thread_limit",
         "threads_exited",
+        "threads_retired",
         "threads_started",
         "warned",
         "workers",
@@ -175,6 +190,7 @@ class Pool:
         self.local_capacity = config.local_queue_capacity
         self.refill_cap = max(1, config.local_queue_capacity // 2)
         self.park_timeout = config.park_timeout
+        self.keep_alive = config.keep_alive
         self.admission_cap = config.global_queue_capacity
         self.gq: GlobalQueue[JoinHandle[Any]] = GlobalQueue(backend=config.queue_backend)
         self.workers: list[WorkerThread] = []
@@ -183,6 +199,8 @@ class Pool:
         # idle
         self.idle_lock = threading.Lock()
         self.sleepers: list[WorkerThread] = []
+        self.retired: list[WorkerThread] = []
+        self.restarts_failed = False
         self.num_searching = 0
         self.num_unparked = 0
         self.spawned = 0
@@ -196,6 +214,7 @@ class Pool:
         self.exit_rounds = 0
         self.threads_started = 0
         self.threads_exited = 0
+        self.threads_retired = 0
         self.failed_thread_starts = 0
         self.warned = False
         self.fatal: BaseException | None = None
@@ -241,7 +260,8 @@ class Pool:
         ``strong=False`` first consults racy reads and may skip the wake (module doc).
         """
         if not strong and (
-            self.num_searching or (not self.sleepers and self.spawned >= self.spawn_limit)
+            self.num_searching
+            or (not self.sleepers and not self.retired and self.spawned >= self.spawn_limit)
         ):
             return
         with self.idle_lock:
@@ -263,6 +283,12 @@ class Pool:
             self.num_unparked += 1
             self.num_searching += 1
             return worker
+        if self.retired and not self.restarts_failed and not self.terminate:
+            # Restart the slot of a thread that exited idle (module docstring).
+            index = self.retired.pop().index
+            self.num_unparked += 1
+            self.num_searching += 1
+            return index
         if self.spawned < self.spawn_limit and not self.terminate:
             index = self.spawned
             self.spawned += 1
@@ -293,6 +319,14 @@ class Pool:
         for action in actions:
             self._act(action)
 
+    def retire_locked(self, worker: WorkerThread) -> None:
+        """Move an idle parked ``worker`` from the sleepers to ``retired``; with
+        ``idle_lock`` held. Its thread then returns (``WorkerThread._park``)."""
+        self.sleepers.remove(worker)
+        worker.parked = False
+        self.retired.append(worker)
+        self.threads_retired += 1
+
     def unpark_locked(self, worker: WorkerThread, *, searching: bool) -> None:
         """Take a parked ``worker`` off the sleepers list; with ``idle_lock`` held."""
         self.sleepers.remove(worker)
@@ -311,10 +345,16 @@ class Pool:
     # -- threads ----------------------------------------------------------------------
 
     def _start_worker(self, index: int) -> bool:
-        """Start the thread of slot ``index`` (reserved under the lock by the caller)."""
+        """Start the thread of slot ``index`` (reserved under the lock by the caller):
+        a new slot, or a retired one (whose old thread is joined first)."""
+        restart = index < len(self.workers)
         try:
-            if index < len(self.workers):
+            if restart:
                 worker = self.workers[index]
+                old = worker.thread
+                if old is not None:
+                    # It left the sleepers list under the lock and is returning.
+                    old.join()
             else:
                 seed = None if self.seed is None else self.seed * 1_000_003 + index
                 worker = WorkerThread(self, index, random.Random(seed))
@@ -323,22 +363,28 @@ class Pool:
             worker.searching = True
             worker.thread = start_thread(self.config, worker.main, f"{self.name}-{index}")
         except BaseException as exc:
-            self._thread_start_failed(exc)
+            self._thread_start_failed(exc, worker if restart else None)
             return False
         with self.idle_lock:
             self.threads_started += 1
         return True
 
-    def _thread_start_failed(self, exc: BaseException) -> None:
+    def _thread_start_failed(
+        self, exc: BaseException, restarted: WorkerThread | None = None
+    ) -> None:
         with self.idle_lock:
-            self.spawned -= 1
+            if restarted is not None:
+                self.retired.append(restarted)
+                self.restarts_failed = True
+            else:
+                self.spawned -= 1
             self.num_unparked -= 1
             self.num_searching -= 1
             self.spawn_limit = self.thread_limit = self.spawned
             self.failed_thread_starts += 1
             first = not self.warned
             self.warned = True
-            running = self.spawned
+            running = self.spawned - len(self.retired)
         if running == 0:
             return  # the constructor raises ThreadSpawnError
         if first:
@@ -359,11 +405,16 @@ class Pool:
         """Start a spare thread for a worker that wants to block at the helping depth
         cap; ``False`` if none could be started (the worker keeps helping instead)."""
         with self.idle_lock:
-            if self.terminate or self.spawned >= self.thread_limit:
+            if self.terminate:
                 return False
-            self.spawn_limit = max(self.spawn_limit, self.spawned + 1)
-            index = self.spawned
-            self.spawned += 1
+            if self.retired and not self.restarts_failed:
+                index = self.retired.pop().index
+            elif self.spawned < self.thread_limit:
+                self.spawn_limit = max(self.spawn_limit, self.spawned + 1)
+                index = self.spawned
+                self.spawned += 1
+            else:
+                return False
             self.num_unparked += 1
             self.num_searching += 1
         return self._start_worker(index)
@@ -373,7 +424,8 @@ class Pool:
         with self.idle_lock:
             self.threads_exited += 1
             # ``spawned`` counts reserved threads too (not started yet): they exit later.
-            last = self.threads_exited >= self.spawned
+            # Retired slots have no thread (none restarts once ``terminate`` is set).
+            last = self.threads_exited >= self.spawned - len(self.retired)
         if last:
             self._final_drain()
 
@@ -513,7 +565,7 @@ class WorkStealingExecutor(Executor):
         state = "terminated" if pool.terminate else "shut down" if pool.closed else "running"
         return (
             f"<WorkStealingExecutor {pool.name} {state} workers={pool.nworkers} "
-            f"threads={pool.spawned}>"
+            f"threads={pool.spawned - len(pool.retired)}>"
         )
 
     # -- scheduling -------------------------------------------------------------------
@@ -656,4 +708,6 @@ class WorkStealingExecutor(Executor):
             failed_thread_starts=pool.failed_thread_starts,
             global_queue_len=len(pool.gq),
             suspended_tasks=len(pool.suspended),
+            threads_retired=pool.threads_retired,
+            live_threads=pool.threads_started - pool.threads_retired - pool.threads_exited,
         )

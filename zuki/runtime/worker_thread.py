@@ -67,6 +67,11 @@ A worker parks in three steps:
    and it waits again. On a park timeout (a backstop, off in tests) it unparks itself if
    any queue has work.
 
+A worker other than the first that stays parked for ``keep_alive`` seconds retires: under
+the lock it moves from the sleepers list to the pool's ``retired`` list and its thread
+returns; a later notify that finds no sleeper restarts the slot on a new thread (the
+pool's docstring has the argument for why no wake-up is lost).
+
 Helping while waiting
 =====================
 
@@ -253,18 +258,23 @@ class WorkerThread(WorkerCounters):
         tls.runner = self
         self.queue.bind_owner()
         pool = self.pool
+        retired = False
         try:
-            self._run_loop()
+            retired = self._run_loop()
         except BaseException as exc:
             pool.fail(exc)
         finally:
             tls.runner = None
-            pool.worker_exited(self)
+            if not retired:
+                pool.worker_exited(self)
 
-    def _run_loop(self) -> None:
+    def _run_loop(self) -> bool:
         """The worker loop (module docstring), with the common path inlined: on 3.13t
         every Python-level call and attribute access costs tens of nanoseconds, and a
-        trivial task costs about a microsecond in all."""
+        trivial task costs about a microsecond in all.
+
+        Returns ``True`` when the thread retires (idle for ``keep_alive``), ``False``
+        when the pool terminated."""
         pool = self.pool
         gq = self.gq
         pop = self.queue.pop
@@ -291,7 +301,8 @@ class WorkerThread(WorkerCounters):
                         if task is None:
                             task = self._steal_work()
                             if task is None:
-                                self._park()
+                                if self._park():
+                                    return True
                                 continue
             if self.searching:
                 self._leave_searching()
@@ -302,6 +313,7 @@ class WorkerThread(WorkerCounters):
                 self.push_back(task)
             if self.lifo is not None:
                 self._drain_lifo()
+        return False
 
     def _refill(self) -> JoinHandle[Any] | None:
         """Take a share of the global queue: one task to run, the rest pushed locally."""
@@ -488,20 +500,38 @@ class WorkerThread(WorkerCounters):
             pool.notify(strong=True)
         return True
 
-    def _park(self) -> None:
+    def _park(self) -> bool:
+        """Park until woken; ``True``: this thread retires instead (idle for
+        ``keep_alive``; never the first worker)."""
         pool = self.pool
         if not self._enter_park(helping=False):
-            return
+            return False
         timeout = pool.park_timeout
+        keep_alive = pool.keep_alive if self.index else None
+        retire_at = None if keep_alive is None else time.monotonic() + keep_alive
         event = self.event
         while not pool.terminate:
-            notified = event.wait(timeout)
+            wait = timeout
+            if retire_at is not None:
+                left = max(retire_at - time.monotonic(), 0.0)
+                wait = left if wait is None else min(wait, left)
+            notified = event.wait(wait)
             with pool.idle_lock:
                 if not self.parked:
-                    return
-                if not notified and pool.work_pending():
-                    pool.unpark_locked(self, searching=True)
-                    return
+                    return False
+                if not notified:
+                    # The backstop only where park_timeout asks for one (tests turn it
+                    # off so that a lost wake-up hangs); a keep-alive expiry does not
+                    # rescue: retiring is safe, a later notify restarts this slot.
+                    if timeout is not None and pool.work_pending():
+                        pool.unpark_locked(self, searching=True)
+                        return False
+                    if retire_at is not None and time.monotonic() >= retire_at:
+                        if pool.terminate:
+                            return False
+                        pool.retire_locked(self)
+                        return True
+        return False
 
     def unpark_from_handle(self) -> None:
         """Completion entry of a handle this worker helps on: wake it if it is parked."""
