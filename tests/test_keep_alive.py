@@ -180,3 +180,27 @@ def test_shutdown_of_a_pool_whose_workers_retired() -> None:
     assert pool_threads(ex) == []
     m = ex.metrics()
     assert m.live_threads == 0 and m.threads_started == 3
+
+
+@guarded()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spawn_from_a_task_restarts_retired_workers(backend: str) -> None:
+    """The local spawn path's throttle must see retired slots: here the spawning task
+    then blocks its own thread, so only restarted threads can run the children."""
+    import zuki
+
+    with make(3, 0.02, queue_backend=backend) as ex:
+        occupy_all(ex, 3)
+        wait_until(lambda: ex.metrics().threads_retired == 2, what="two retirements")
+        barrier = threading.Barrier(3)
+
+        def parent() -> None:
+            # The wake that brought this task here may chain-start the other slots;
+            # wait until they have retired again, so only the spawns below can.
+            wait_until(lambda: ex.metrics().live_threads == 1, what="re-retirement")
+            for _ in range(2):
+                zuki.spawn(functools.partial(barrier.wait, 10.0))
+            barrier.wait(10.0)  # holds this worker: the children need two more threads
+
+        ex.submit(parent).result(timeout=WAIT)
+        assert ex.metrics().threads_started >= 5

@@ -452,7 +452,9 @@ class WorkerThread(WorkerCounters):
             pool.refuse(task)
         self.queue.push(task)
         # pool.notify(strong=False), with its racy throttle inlined.
-        if not pool.num_searching and (pool.sleepers or pool.spawned < pool.spawn_limit):
+        if not pool.num_searching and (
+            pool.sleepers or pool.retired or pool.spawned < pool.spawn_limit
+        ):
             pool.notify(strong=True)
 
     def schedule_woken(self, task: JoinHandle[Any]) -> None:
