@@ -436,3 +436,31 @@ def test_a_waker_that_raises_does_not_stop_the_driver(caplog: pytest.LogCaptureF
     finally:
         reactor.close()
     assert "waker failed" in caplog.text
+
+
+def test_a_sleep_finalized_without_room_to_call_lets_go_of_its_task() -> None:
+    """``Sleep.__del__`` can run at the bottom of a deep deallocation chain, where any
+    call raises ``RecursionError``: it must then drop the waker (and the task behind it)
+    instead of raising, and the timer must later fire into nothing."""
+
+    class Waker:
+        woken = 0
+
+        def wake(self) -> None:
+            Waker.woken += 1
+
+    class NoRoom(Reactor):
+        def discard_timer(self, handle: Any) -> None:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    reactor = NoRoom(name="test-reactor-no-room")
+    try:
+        future = Sleep(reactor.clock() + 0.05, reactor)
+        handle = reactor.add_timer(future.deadline, Waker())
+        future._handle = handle
+        future.__del__()
+        assert handle.waker is not None and not isinstance(handle.waker, Waker)
+        wait_until(lambda: not handle.pending, what="the timer to fire")
+        assert Waker.woken == 0
+    finally:
+        reactor.close()

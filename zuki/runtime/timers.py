@@ -82,6 +82,18 @@ def _check(value: float, what: str) -> float:
     return value
 
 
+class _Dropped:
+    """The waker of a timer whose ``Sleep`` could not take it out (``Sleep.__del__``)."""
+
+    __slots__ = ()
+
+    def wake(self) -> None:
+        pass
+
+
+_DROPPED: Final = _Dropped()
+
+
 class Sleep(Future[None]):
     """The leaf future of :func:`sleep` and :func:`sleep_until`.
 
@@ -125,7 +137,13 @@ class Sleep(Future[None]):
         # Never take a lock here: the collector may run this where one is held.
         handle = getattr(self, "_handle", None)
         if handle is not None and handle.pending:
-            self._reactor.discard_timer(handle)
+            try:
+                self._reactor.discard_timer(handle)
+            except RecursionError:
+                # Finalized at the bottom of a deep deallocation chain, with no C
+                # recursion budget left to call anything (seen once in a stress run):
+                # let go of the task now; the timer fires into nothing at its deadline.
+                handle.waker = _DROPPED
 
     def __repr__(self) -> str:
         return f"<zuki.sleep until {self.deadline:.6f}>"
