@@ -289,7 +289,7 @@ if _lib is not None:
     _sub_fetch8 = _prototype("__atomic_sub_fetch_8", _c_int64)
     try:
         _thread_fence: Callable[[int], object] | None = _prototype("atomic_thread_fence", None)
-    except AttributeError:  # libatomic older than gcc 7
+    except AttributeError:  # pragma: no cover - libatomic older than gcc 7
         _thread_fence = None
 
 

@@ -464,9 +464,11 @@ class TaskGroup:
                 task._discard()
                 return task
             self._live += 1
+        run = self._run(task)
         try:
-            handle = self._executor.spawn(self._run(task))
+            handle = self._executor.spawn(run)
         except BaseException:
+            run.close()  # refused before it became a task: no "never awaited" warning
             with self._lock:
                 self._tasks.remove(task)
                 self._live -= 1

@@ -234,7 +234,7 @@ class Registration:
             if current is None:
                 mine = wakers[direction] = waker.clone()
             elif current is mine or current.will_wake(waker):
-                if not current.will_wake(waker):  # pragma: no cover - a future moved tasks
+                if not current.will_wake(waker):  # the future moved to another task
                     wakers[direction] = waker.clone()
                 return wakers[direction]
             else:
@@ -442,7 +442,7 @@ class _WakeupFd:
 
     def close(self) -> None:
         os.close(self.read_fd)
-        if self._write_fd != self.read_fd:
+        if self._write_fd != self.read_fd:  # pragma: no cover - non-Linux (a pipe pair)
             os.close(self._write_fd)
 
 

@@ -749,7 +749,10 @@ class CoroutineTask(PollableTask[T]):
                     else:
                         if answer is PENDING:
                             return _STEP_PENDING
-                        send = answer.value  # type: ignore[attr-defined]
+                        if isinstance(answer, Ready):
+                            send = answer.value
+                        else:  # as in _continue: thrown in, not a scheduler error
+                            exc = _bad_poll_answer(awaiting, answer)
                 self._awaiting = None
         coro = self._coro
         assert coro is not None
