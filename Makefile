@@ -26,8 +26,10 @@ lint: bootstrap
 	$(GIL) -m ruff format --check zuki tests stress perf examples tools
 	$(GIL) -m mypy --strict zuki
 
+# Every benchmark under perf/, then perf/results/report.md, the charts and README's summary
+# (perf/run_all.py says how); BENCH_FLAGS="--rigorous" for a longer, steadier run.
 bench: bootstrap
-	$(FT) perf/run_all.py
+	$(FT) perf/run_all.py $(BENCH_FLAGS)
 
 stress: bootstrap
 	$(FT) -m stress $(STRESS_FLAGS)

@@ -26,8 +26,10 @@ processes, which share nothing). The cases, with the targets of the runtime issu
    ``asyncio.Task`` and a ``concurrent.futures`` future with its work item: <= asyncio.
 
 Cases 6 and 8 are not timings of a repeated function, so they do not fit pyperf's model:
-both modes measure them directly, print them, and write them (with the ratio table) to
-``perf/results/bench_runtime-<mode>-<ft|gil>.json``.
+both modes measure them directly and print them; pyperf mode with ``-o NAME.json`` writes
+them to ``NAME.direct.json`` beside it, where ``perf/report.py`` reads them, and
+``--quick`` writes them with its table to ``perf/results/bench_runtime-quick-<ft|gil>.json``.
+Both modes print the ``RATIOS`` table below, rendered by ``perf/report.py``.
 
 pyperf traps handled here (see ../shared/research/ecosystem.md §2): one ``Runner`` per
 process; the script is re-executed in every pyperf worker, so everything is under
@@ -51,7 +53,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,52 @@ GIL_ENABLED = getattr(sys, "_is_gil_enabled", lambda: True)()
 SPIN_ITERATIONS = 400_000  # about 10 ms of pure-Python loop on the reference machine
 FIB_N = 27
 FIB_CUTOFF = 16  # below this, fib runs sequentially inside one task
+
+# (zuki, reference, target, source, kind): see perf/report.py. Cases are pyperf benchmarks
+# (seconds per item) or direct measurements (``direct_values``); a pair (a, b) is the
+# speedup from a to b. The targets are the runtime issue's (issue 4).
+_FIB_ZUKI = ("fib(27): zuki 1 worker", "fib(27): zuki 2 workers")
+_FIB_PROCS = ("fib(27): 1 process", "fib(27): 2 processes x fib(27)")
+_CPU_ZUKI = ("cpu 10ms: SingleThreadedExecutor", "cpu 10ms: zuki N workers")
+_CPU_PROCS = ("cpu 10ms: 1 process", "cpu 10ms: N processes")
+RATIOS: list[tuple[Any, Any, float | None, str, str]] = [
+    ("trivial: zuki spawn_batch", "trivial: ThreadPoolExecutor.map", 10.0, "issue 4", "speedup"),
+    ("trivial: zuki map", "trivial: ThreadPoolExecutor.map", None, "reported", "speedup"),
+    ("submit+result: zuki", "submit+result: ThreadPoolExecutor", 4.0, "issue 4", "speedup"),
+    ("coroutines: zuki.run", "coroutines: asyncio", 2.0, "issue 4", "speedup"),
+    (_FIB_ZUKI, _FIB_PROCS, 0.9, "issue 4", "ceiling"),
+    ("cpu 10ms: zuki N workers", "cpu 10ms: N processes", 0.9, "issue 4", "ceiling"),
+    (
+        "cpu 10ms: zuki N workers",
+        "cpu 10ms: ThreadPoolExecutor N",
+        0.95,
+        "issue 4: not below (5% noise allowed)",
+        "speedup",
+    ),
+    (_CPU_ZUKI, _CPU_PROCS, None, "reported", "ceiling"),
+    ("spawn latency p99: zuki", "spawn latency p99: ThreadPoolExecutor", 1e-3, "issue 4", "max"),
+    (
+        "spawn latency median: zuki",
+        "spawn latency median: ThreadPoolExecutor",
+        None,
+        "reported",
+        "slowdown",
+    ),
+    (
+        "bytes per pending task: zuki coroutine task",
+        "bytes per pending task: asyncio.Task",
+        1.0,
+        "issue 4",
+        "slowdown",
+    ),
+    (
+        "bytes per pending task: zuki callable task",
+        "bytes per pending task: concurrent.futures Future + work item",
+        None,
+        "reported",
+        "slowdown",
+    ),
+]
 
 
 # --------------------------------------------------------------------------------------
@@ -416,7 +464,7 @@ def direct_measurements(workers: int, latency_samples: int, memory_tasks: int) -
 
 
 # --------------------------------------------------------------------------------------
-# the cases and the table
+# the cases
 # --------------------------------------------------------------------------------------
 
 
@@ -453,7 +501,7 @@ PYPERF = Sizes(
     coroutines=50_000,
     coarse_per_worker=4,
     latency_samples=1000,
-    memory_tasks=1_000_000,
+    memory_tasks=200_000,
 )
 FULL = Sizes(
     trivial=1_000_000,
@@ -487,37 +535,23 @@ def make_cases(sizes: Sizes, workers: int) -> list[Case]:
     ]
 
 
-@dataclass
-class Row:
-    num: str
-    case: str
-    zuki: str
-    against: str
-    ratio: float | None
-    target: str
-    met: bool | None
-    note: str = ""
+def direct_values(direct: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The direct measurements as named values, for perf/report.py's ``NAME.direct.json``."""
+    out: dict[str, dict[str, Any]] = {}
+    for who, lat in direct["latency_s"].items():
+        out[f"spawn latency median: {who}"] = {"value": lat["median"], "unit": "s"}
+        out[f"spawn latency p99: {who}"] = {"value": lat["p99"], "unit": "s"}
+    for who, size in direct["memory_bytes_per_task"].items():
+        out[f"bytes per pending task: {who}"] = {"value": size, "unit": "B"}
+    return out
 
 
-@dataclass
-class Table:
-    rows: list[Row] = field(default_factory=list)
-
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        self.rows.append(Row(*args, **kwargs))
-
-    def markdown(self) -> str:
-        lines = [
-            "| # | case | zuki | compared with | ratio | target | met? |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in self.rows:
-            ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
-            met = "n/a" if r.met is None else ("met" if r.met else "**missed**")
-            note = f" ({r.note})" if r.note else ""
-            cells = [r.num, r.case + note, r.zuki, r.against, ratio, r.target, met]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+def header(workers: int, mode: str) -> str:
+    build = "GIL build" if GIL_ENABLED else "free-threaded build"
+    return (
+        f"zuki runtime benchmarks, {mode}: Python {sys.version.split()[0]} ({build}), "
+        f"{os.cpu_count()} CPUs, {workers} workers"
+    )
 
 
 def _per(seconds: float, items: int) -> str:
@@ -527,134 +561,15 @@ def _per(seconds: float, items: int) -> str:
     return f"{per * 1e6:.2f} us" if per >= 1e-6 else f"{per * 1e9:.0f} ns"
 
 
-def build_table(
-    t: dict[str, float], cases: list[Case], direct: dict[str, Any], workers: int
-) -> Table:
-    """``t``: seconds per loop for each case name."""
-    items = {c.name: c.items for c in cases}
+def ratio_table(per_item: dict[str, float], direct: dict[str, Any]) -> str:
+    """The ``RATIOS`` table, rendered by perf/report.py, from seconds per item."""
+    sys.path.insert(0, str(HERE))
+    from report import Measure, render_table
 
-    def per_item(name: str) -> float:
-        return t[name] / items[name]
-
-    def each(name: str) -> str:
-        return _per(t[name], items[name])
-
-    table = Table()
-    best = min(per_item("trivial: zuki spawn_batch"), per_item("trivial: zuki map"))
-    ratio = per_item("trivial: ThreadPoolExecutor.map") / best
-    which = (
-        "spawn_batch"
-        if per_item("trivial: zuki spawn_batch") <= per_item("trivial: zuki map")
-        else "map"
-    )
-    table.add(
-        "1",
-        f"{items['trivial: zuki map']:,} trivial callables, {workers} workers",
-        f"{which} {_per(best, 1)}/task",
-        f"ThreadPoolExecutor.map {each('trivial: ThreadPoolExecutor.map')}/task",
-        ratio,
-        ">= 10x",
-        ratio >= 10,
-        f"spawn_batch {each('trivial: zuki spawn_batch')}, map {each('trivial: zuki map')}",
-    )
-    ratio = per_item("submit+result: ThreadPoolExecutor") / per_item("submit+result: zuki")
-    table.add(
-        "2",
-        f"submit + result, {items['submit+result: zuki']:,} trivial callables",
-        f"{each('submit+result: zuki')}/task",
-        f"ThreadPoolExecutor {each('submit+result: ThreadPoolExecutor')}/task",
-        ratio,
-        ">= 4x",
-        ratio >= 4,
-    )
-    ratio = per_item("coroutines: asyncio") / per_item("coroutines: zuki.run")
-    table.add(
-        "3",
-        f"{items['coroutines: zuki.run']:,} coroutine tasks spawned + awaited",
-        f"zuki.run {each('coroutines: zuki.run')}/task",
-        f"asyncio {each('coroutines: asyncio')}/task",
-        ratio,
-        ">= 2x",
-        ratio >= 2,
-    )
-    zuki_speedup = t["fib(27): zuki 1 worker"] / t["fib(27): zuki 2 workers"]
-    proc_speedup = 2 * t["fib(27): 1 process"] / t["fib(27): 2 processes x fib(27)"]
-    ratio = zuki_speedup / proc_speedup
-    table.add(
-        "4",
-        f"fork-join fib({FIB_N}), cutoff {FIB_CUTOFF}: 2 workers vs 1",
-        f"speedup {zuki_speedup:.2f}x",
-        f"2 processes: {proc_speedup:.2f}x",
-        ratio,
-        ">= 0.90 of processes",
-        ratio >= 0.9,
-    )
-    coarse = items["cpu 10ms: zuki N workers"]
-    ratio = t["cpu 10ms: N processes"] / t["cpu 10ms: zuki N workers"]
-    table.add(
-        "5a",
-        f"{coarse} CPU-bound ~10 ms tasks, {workers} workers",
-        f"{t['cpu 10ms: zuki N workers']:.3f} s",
-        f"{workers} processes {t['cpu 10ms: N processes']:.3f} s",
-        ratio,
-        ">= 0.90",
-        ratio >= 0.9,
-    )
-    ratio = t["cpu 10ms: ThreadPoolExecutor N"] / t["cpu 10ms: zuki N workers"]
-    table.add(
-        "5b",
-        f"same, vs ThreadPoolExecutor({workers})",
-        f"{t['cpu 10ms: zuki N workers']:.3f} s",
-        f"ThreadPoolExecutor {t['cpu 10ms: ThreadPoolExecutor N']:.3f} s",
-        ratio,
-        "not below (>= ~1x)",
-        ratio >= 0.95,
-        "5% noise allowed",
-    )
-    lat = direct["latency_s"]
-    p99 = lat["zuki"]["p99"]
-    table.add(
-        "6",
-        f"spawn-to-start latency, idle pool, outside thread ({direct['latency_samples']} samples)",
-        f"median {lat['zuki']['median'] * 1e6:.0f} us, p99 {p99 * 1e6:.0f} us",
-        f"ThreadPoolExecutor median {lat['ThreadPoolExecutor']['median'] * 1e6:.0f} us, "
-        f"p99 {lat['ThreadPoolExecutor']['p99'] * 1e6:.0f} us",
-        None,
-        "p99 < 1 ms",
-        p99 < 1e-3,
-    )
-    ws_speedup = t["cpu 10ms: SingleThreadedExecutor"] / t["cpu 10ms: zuki N workers"]
-    proc_ceiling = t["cpu 10ms: 1 process"] / t["cpu 10ms: N processes"]
-    table.add(
-        "7",
-        f"WorkStealingExecutor({workers}) vs SingleThreadedExecutor, same CPU batch",
-        f"speedup {ws_speedup:.2f}x",
-        f"{workers} processes vs 1: {proc_ceiling:.2f}x",
-        ws_speedup / proc_ceiling,
-        "report (vs ceiling)",
-        None,
-    )
-    mem = direct["memory_bytes_per_task"]
-    ratio = mem["asyncio.Task"] / mem["zuki coroutine task"]
-    table.add(
-        "8",
-        f"bytes per pending task, {direct['memory_tasks']:,} pending",
-        f"coroutine {mem['zuki coroutine task']:.0f} B, callable {mem['zuki callable task']:.0f} B",
-        f"asyncio.Task {mem['asyncio.Task']:.0f} B, cf Future+item "
-        f"{mem['concurrent.futures Future + work item']:.0f} B",
-        ratio,
-        "<= asyncio (ratio >= 1x)",
-        ratio >= 1,
-    )
-    return table
-
-
-def header(workers: int, mode: str) -> str:
-    build = "GIL build" if GIL_ENABLED else "free-threaded build"
-    return (
-        f"zuki runtime benchmarks, {mode}: Python {sys.version.split()[0]} ({build}), "
-        f"{os.cpu_count()} CPUs, {workers} workers"
-    )
+    values = {name: Measure(v, "s") for name, v in per_item.items()}
+    for name, entry in direct_values(direct).items():
+        values[name] = Measure(entry["value"], entry["unit"])
+    return render_table(RATIOS, values, "runtime")
 
 
 def save(mode: str, payload: dict[str, Any]) -> Path:
@@ -692,8 +607,7 @@ def quick(argv: list[str]) -> int:
     finally:
         close_process_pools()
     direct = direct_measurements(args.workers, sizes.latency_samples, sizes.memory_tasks)
-    table = build_table(times, cases, direct, args.workers)
-    md = table.markdown()
+    md = ratio_table({c.name: times[c.name] / c.items for c in cases}, direct)
     print()
     print(md)
     path = save(
@@ -740,6 +654,19 @@ def pyperf_main() -> int:
         print(header(args.workers, "pyperf"), flush=True)
         direct = direct_measurements(args.workers, sizes.latency_samples, sizes.memory_tasks)
         print(json.dumps(direct, indent=2), flush=True)
+        if args.output:
+            # perf/report.py reads NAME.direct.json beside NAME.json
+            out = Path(args.output)
+            payload = {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "python": sys.version,
+                "gil_enabled": GIL_ENABLED,
+                "workers": args.workers,
+                "details": direct,
+                "values": direct_values(direct),
+            }
+            path = out.with_name(out.stem + ".direct.json")
+            path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
     results: dict[str, Any] = {}
     try:
@@ -757,29 +684,9 @@ def pyperf_main() -> int:
 
     if args.worker or direct is None or any(b is None for b in results.values()):
         return 0
-    # bench.mean() is per inner loop (per item): back to seconds per loop for the table.
-    times = {
-        name: bench.mean() * case.items
-        for case in cases
-        for name, bench in [(case.name, results[case.name])]
-    }
-    table = build_table(times, cases, direct, args.workers)
-    md = table.markdown()
+    # bench.mean() is per inner loop: per item.
     print()
-    print(md)
-    path = save(
-        "pyperf",
-        {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "python": sys.version,
-            "gil_enabled": GIL_ENABLED,
-            "workers": args.workers,
-            "seconds": times,
-            "direct": direct,
-            "table_markdown": md,
-        },
-    )
-    print(f"\n(saved to {path.relative_to(HERE.parent)})")
+    print(ratio_table({name: bench.mean() for name, bench in results.items()}, direct))
     return 0
 
 

@@ -175,6 +175,6 @@ make_venv "$PY" "$VENV" test,bench
 if [[ $FT_ONLY == 0 ]]; then
     GIL_PY=${ZUKI_GIL_PYTHON:-python3}
     command -v "$GIL_PY" >/dev/null || die "no stock python3 for the GIL-build test run"
-    make_venv "$(command -v "$GIL_PY")" "$GIL_VENV" test,lint
+    make_venv "$(command -v "$GIL_PY")" "$GIL_VENV" test,lint,chart
 fi
 echo "$VENV/bin/python"
