@@ -464,3 +464,91 @@ def test_a_sleep_finalized_without_room_to_call_lets_go_of_its_task() -> None:
         assert Waker.woken == 0
     finally:
         reactor.close()
+
+
+class DriverlessReactor(Reactor):
+    """A reactor whose driver thread never starts: only workers can fire its timers."""
+
+    def _start(self) -> None:
+        pass
+
+
+@guarded()
+@pytest.mark.thread_unsafe(reason="swaps the process-wide default reactor")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_busy_workers_fire_due_timers_themselves(workers: int) -> None:
+    """Every worker runs a task that never parks (it yields between slices): the timers
+    must still fire, from the workers' own loops, on time give or take a few slices."""
+    from zuki.runtime.reactor import using_reactor
+
+    reactor = DriverlessReactor(name="test-reactor-driverless")
+    done = threading.Event()
+    late: list[float] = []
+    fired_on: set[str] = set()
+
+    async def spin() -> None:
+        while not done.is_set():
+            end = time.perf_counter() + 0.0001
+            while time.perf_counter() < end:
+                pass
+            await zuki.yield_now()
+
+    async def sleeper(deadline: float) -> None:
+        await sleep_until(deadline)
+        late.append(time.monotonic() - deadline)
+        fired_on.add(threading.current_thread().name)
+
+    async def main() -> None:
+        spinners = [zuki.spawn(spin()) for _ in range(workers)]
+        base = time.monotonic() + 0.05
+        sleepers = [zuki.spawn(sleeper(base + i * 0.01)) for i in range(20)]
+        try:
+            for s in sleepers:
+                await s
+        finally:
+            done.set()
+        for s in spinners:
+            await s
+
+    try:
+        with using_reactor(reactor):
+            config = zuki.ExecutorConfig(workers=workers, park_timeout=None)
+            with zuki.WorkStealingExecutor(config=config) as ex:
+                ex.block_on(main())
+    finally:
+        reactor.close()
+    assert len(late) == 20, "a timer never fired: nothing but the workers could fire it"
+    assert all(name.startswith("zuki-worker") for name in fired_on), fired_on
+    assert max(late) < 1.0, f"timers fired up to {max(late) * 1e3:.0f} ms late"
+
+
+@guarded()
+@pytest.mark.thread_unsafe(reason="swaps the process-wide default reactor")
+def test_a_raising_waker_fired_by_a_worker_is_logged_and_the_worker_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from zuki.runtime.reactor import using_reactor
+
+    class Boom:
+        def wake(self) -> None:
+            raise RuntimeError("waker failed on a worker")
+
+    reactor = DriverlessReactor(name="test-reactor-driverless-boom")
+
+    async def main() -> int:
+        reactor.add_timer(time.monotonic(), Boom())
+        await zuki.sleep(0.02)  # fired by this worker after Boom's timer
+        return 7
+
+    try:
+        with using_reactor(reactor):
+            config = zuki.ExecutorConfig(workers=1, park_timeout=None)
+            with zuki.WorkStealingExecutor(config=config) as ex:
+                handle = ex.spawn(main())
+                # keep the worker busy so that it runs its loop (it parks when idle)
+                while not handle.done():
+                    ex.submit(time.sleep, 0.001).result(timeout=30.0)
+                assert handle.result(timeout=30.0) == 7
+    finally:
+        reactor.close()
+    assert "waker failed on a worker" in caplog.text

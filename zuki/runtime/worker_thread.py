@@ -12,6 +12,9 @@ The run loop
 
 Each turn (``_run_loop``):
 
+0. every 8th tick, the timers that are due, fired here (``Reactor.fire_due_timers``;
+   the reactor's docstring says why the driver thread alone is late when every core is
+   busy); their tasks land in this worker's LIFO slot and queue;
 1. every 61st tick, one task from the global queue first, so that two tasks respawning
    each other on one worker cannot starve the global queue (Go's ``schedtick % 61``);
 2. the worker's own ``LocalQueue`` (its *newest* task: the local queue is LIFO, which
@@ -119,13 +122,20 @@ from zuki.concurrent.errors import QueueClosed
 from zuki.concurrent.event import Event
 from zuki.concurrent.global_queue import GlobalQueue
 from zuki.concurrent.local_queue import LocalQueue
+from zuki.runtime import reactor as reactors
 from zuki.runtime.metrics import WorkerCounters
 from zuki.runtime.task import DONE_OK, CallTask, JoinHandle, tls
 
 if TYPE_CHECKING:
     from zuki.runtime.work_stealing_executor import Pool, WorkStealingExecutor
 
-__all__ = ["GLOBAL_QUEUE_INTERVAL", "MAX_HELP_DEPTH", "MAX_LIFO_POLLS", "WorkerThread"]
+__all__ = [
+    "GLOBAL_QUEUE_INTERVAL",
+    "MAX_HELP_DEPTH",
+    "MAX_LIFO_POLLS",
+    "TIMER_CHECK_INTERVAL",
+    "WorkerThread",
+]
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -134,6 +144,8 @@ B = TypeVar("B")
 MAX_LIFO_POLLS: Final = 3
 #: Every this many ticks a worker takes from the global queue before its own queue.
 GLOBAL_QUEUE_INTERVAL: Final = 61
+#: Every this many ticks (a power of two) a worker fires the timers that are due.
+TIMER_CHECK_INTERVAL: Final = 8
 #: The most tasks one refill takes from the global queue.
 MAX_REFILL: Final = 128
 #: Nested helping waits on one worker before it blocks (and compensates) instead.
@@ -146,6 +158,7 @@ BUSY: Final = 0  # a worker runs, or work is queued, or a task may still be woke
 QUIESCENT: Final = 1  # nothing left: terminate
 STUCK: Final = 2  # interpreter exit, only never-woken suspended tasks left: cancel them
 
+_monotonic: Final = time.monotonic
 _sched_yield: Final[Callable[[], None]] = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
@@ -278,6 +291,7 @@ class WorkerThread(WorkerCounters):
         pool = self.pool
         gq = self.gq
         pop = self.queue.pop
+        timer_mask = TIMER_CHECK_INTERVAL - 1
         tick = 0
         while not pool.terminate:
             task = self.lifo
@@ -288,6 +302,14 @@ class WorkerThread(WorkerCounters):
                 self.lifo_pops += 1
             else:
                 tick += 1
+                if not tick & timer_mask:
+                    reactor = reactors._default
+                    if (
+                        reactor is not None
+                        and reactor._wheel._reported <= _monotonic()
+                        and reactor.fire_due_timers()
+                    ):
+                        continue  # what fired is in the LIFO slot and the local queue
                 if tick % GLOBAL_QUEUE_INTERVAL == 0:
                     task = gq.try_pop()
                     if task is not None:
