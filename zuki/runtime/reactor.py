@@ -448,8 +448,12 @@ class _WakeupFd:
             os.set_blocking(self._write_fd, False)
 
     def notify(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):  # full (already pending) or closed
+        # Not contextlib.suppress: finalizers call this (Sleep.__del__), and a context
+        # manager's methods are entered from C, which a finalizer may have no room for.
+        try:  # noqa: SIM105
             os.write(self._write_fd, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except OSError:  # full (already pending) or closed
+            pass
 
     def drain(self) -> None:
         with contextlib.suppress(BlockingIOError):

@@ -71,7 +71,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
-__all__ = ["LEVELS", "MAX_TICKS", "SLOTS", "TICK", "TimerHandle", "TimerWheel", "Wakeable"]
+__all__ = [
+    "LEVELS",
+    "MAX_TICKS",
+    "NOT_IN_WHEEL",
+    "SLOTS",
+    "TICK",
+    "TimerHandle",
+    "TimerWheel",
+    "Wakeable",
+]
 
 LEVELS: Final = 6
 """Number of levels of the wheel."""
@@ -88,6 +97,9 @@ _MASK64: Final = (1 << 64) - 1
 # Ticks are clamped here so that ``inf`` and absurd deadlines stay integers.
 _TICK_CAP: Final = 1 << 62
 _NOT_IN_WHEEL: Final = -1
+#: ``TimerHandle._where`` of a timer that fired or was cancelled (for finalizers, which
+#: must not call the ``pending`` property).
+NOT_IN_WHEEL: Final = _NOT_IN_WHEEL
 
 
 class Wakeable(Protocol):

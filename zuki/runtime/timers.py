@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any, Final
 from zuki.runtime.errors import Cancelled
 from zuki.runtime.future import PENDING, Future, Poll, Ready, yield_now
 from zuki.runtime.reactor import Reactor, default_reactor
+from zuki.runtime.timer_wheel import NOT_IN_WHEEL
 
 if TYPE_CHECKING:
     from zuki.runtime.future import Context
@@ -134,16 +135,20 @@ class Sleep(Future[None]):
     def __del__(self) -> None:
         # A sleep spawned as a task of its own (``spawn(sleep(5))``) is dropped, not
         # thrown into, when that task is cancelled: take its timer out here.
-        # Never take a lock here: the collector may run this where one is held.
-        handle = getattr(self, "_handle", None)
-        if handle is not None and handle.pending:
-            try:
+        # Never take a lock here (the collector may run this where one is held), and
+        # call nothing that enters Python code from C (a property, a context manager):
+        # a finalizer may run at the bottom of a deep deallocation chain, where such a
+        # call raises RecursionError (seen in stress runs).
+        try:
+            handle = self._handle
+        except AttributeError:  # __init__ did not finish
+            return
+        if handle is not None and handle._where != NOT_IN_WHEEL:
+            handle.waker = _DROPPED  # let go of the task first, whatever happens next
+            try:  # noqa: SIM105 (no context manager in a finalizer)
                 self._reactor.discard_timer(handle)
             except RecursionError:
-                # Finalized at the bottom of a deep deallocation chain, with no C
-                # recursion budget left to call anything (seen once in a stress run):
-                # let go of the task now; the timer fires into nothing at its deadline.
-                handle.waker = _DROPPED
+                pass  # the timer stays until its deadline and fires into nothing
 
     def __repr__(self) -> str:
         return f"<zuki.sleep until {self.deadline:.6f}>"
