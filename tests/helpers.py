@@ -1,8 +1,10 @@
-"""Shared helpers for the black-box runtime tests.
+"""Shared helpers for the runtime tests.
 
-Everything here is written against zuki's public API only (``import zuki``), so that the
-same helpers serve the API, fault, stress and other runtime tests (``stress/runtime.py`` is
-standalone: it must run without pytest).
+Everything above the "white-box helpers" section is written against zuki's public API
+only (``import zuki``), so that the same helpers serve the API, fault, stress and other
+runtime tests (``stress/runtime.py`` is standalone: it must run without pytest). The
+white-box section reaches into ``zuki.runtime`` and ``zuki.concurrent`` for the tests
+that drive tasks, reactors and queues by hand.
 
 - ``hang_guard(seconds)``: a watchdog that dumps every thread's stack and exits the process
   when a test hangs. It is safe to nest and to use from several threads at once (as
@@ -13,25 +15,46 @@ standalone: it must run without pytest).
   hidden by a timed park.
 - ``Gate``: a leaf ``zuki.Future`` that stays pending until some thread opens it; the
   simplest way to suspend a coroutine on something that a foreign thread wakes.
+- ``run(main, workers)`` and ``until(predicate)``: ``block_on`` on a fresh work-stealing
+  executor without a park timeout, and a coroutine that yields until a condition holds.
+- ``start(target)``: run a callable on a daemon thread, collecting its result or error.
+
+White-box helpers:
+
+- ``isolated_reactor(backend, name)``: a fresh reactor installed as the default for a
+  block, which fails the test if a registration or a waiting waker outlives it.
+- ``FakeScheduler``, ``Slot``, ``ctx`` and ``coroutine_task``: drive tasks by hand, one
+  step at a time, with a scheduler that only records what it is asked to queue;
+  ``WakeCounter``: waker data that only counts its wakes.
+- the ``backend`` fixture (each queue backend in turn) and ``drain`` for the queue tests;
+  ``INT64_MIN``, ``INT64_MAX`` and ``HAVE_LIBATOMIC`` for the atomics tests.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import faulthandler
 import functools
+import gc
 import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import zuki
+from zuki.concurrent import atomics
+from zuki.concurrent.local_queue import LocalQueue
+from zuki.runtime.future import PENDING, Context, Future, Poll, Ready
+from zuki.runtime.reactor import Reactor, using_reactor
+from zuki.runtime.task import CoroutineTask, PollableTask, make_task
+from zuki.runtime.waker import TaskWakerData, Waker, WakerData
 
 #: Seconds a single blocking wait in a test may take before it is a failure.
 WAIT = 30.0
@@ -248,3 +271,163 @@ def cancelled_errors() -> tuple[type[BaseException], ...]:
     """What ``result()`` of a cancelled handle may raise: ``zuki.Cancelled`` (which is a
     ``concurrent.futures.CancelledError``), or the base class itself."""
     return (zuki.Cancelled, concurrent.futures.CancelledError)
+
+
+def run(main: Coroutine[Any, Any, Any], workers: int = 4) -> Any:
+    """``zuki.run`` with the park timeout off, so that a lost wake-up hangs."""
+    config = zuki.ExecutorConfig(workers=workers, park_timeout=None)
+    with zuki.WorkStealingExecutor(config=config) as executor:
+        return executor.block_on(main)
+
+
+async def until(predicate: Callable[[], bool], what: str = "condition") -> None:
+    """Yield until ``predicate()`` holds; fail after ``WAIT`` seconds."""
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await zuki.yield_now()
+
+
+def start(target: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Start ``target`` on a daemon thread; its result (or exception) lands in the list."""
+    out: list[Any] = []
+
+    def body() -> None:
+        try:
+            out.append(target())
+        except BaseException as exc:
+            out.append(exc)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread, out
+
+
+# --------------------------------------------------------------------------------------
+# white-box helpers: zuki internals
+# --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def isolated_reactor(backend: str, name: str) -> Iterator[Reactor]:
+    """A fresh reactor on ``backend``, the default reactor for the block.
+
+    When the block ends without an error, the reactor must hold no registration and no
+    waiting waker (a leaked registration fails the test that leaked it); it is closed
+    in any case.
+    """
+    r = Reactor(backend=backend, name=name)
+    try:
+        with using_reactor(r):
+            yield r
+        gc.collect()
+        deadline = time.monotonic() + 5.0
+        while (r.registrations() or r.waiting()) and time.monotonic() < deadline:
+            time.sleep(0.01)  # a selectors close is applied by the driver, shortly
+        assert r.registrations() == 0, f"leaked registrations: {r.registrations()}"
+        assert r.waiting() == 0
+    finally:
+        r.close()
+
+
+class WakeCounter:
+    """Waker data that counts its wakes: ``Waker(WakeCounter())`` stands for a task."""
+
+    def __init__(self) -> None:
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+class FakeScheduler:
+    """Records the tasks it is asked to queue (what an executor's wake path does).
+
+    ``queued`` is every task queued, in order (``pop`` takes the oldest); ``joiners``
+    the ones queued through ``schedule_back``. Tasks hand out waker data of
+    ``waker_data_type``.
+    """
+
+    waker_data_type: type[TaskWakerData] = TaskWakerData
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queued: list[PollableTask[Any]] = []
+        self.joiners: list[PollableTask[Any]] = []
+        self.suspended: set[PollableTask[Any]] = set()
+
+    def schedule(self, task: PollableTask[Any]) -> None:
+        with self.lock:
+            self.queued.append(task)
+
+    def schedule_back(self, task: PollableTask[Any]) -> None:
+        with self.lock:
+            self.queued.append(task)
+            self.joiners.append(task)
+
+    def waker_data(self, task: PollableTask[Any]) -> WakerData:
+        return self.waker_data_type(None, task)
+
+    def pop(self) -> PollableTask[Any]:
+        with self.lock:
+            return self.queued.pop(0)
+
+
+class Slot(Future[Any]):
+    """A leaf future: pending until ``set(value)``; keeps the last waker it saw and
+    counts its polls."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.value: Any = None
+        self.waker: Waker | None = None
+        self.polls = 0
+
+    def poll(self, cx: Context) -> Poll[Any]:
+        with self.lock:
+            self.polls += 1
+            if self.done:
+                return Ready(self.value)
+            self.waker = cx.waker.clone()
+            return PENDING
+
+    def set(self, value: Any) -> None:
+        with self.lock:
+            self.done = True
+            self.value = value
+            waker = self.waker
+        if waker is not None:
+            waker.wake()
+
+
+def ctx() -> contextvars.Context:
+    return contextvars.copy_context()
+
+
+def coroutine_task(coro: Any, sched: FakeScheduler) -> CoroutineTask[Any]:
+    """A task for ``coro`` on ``sched``, not yet run."""
+    task = make_task(coro, sched, ctx())  # type: ignore[arg-type]
+    assert isinstance(task, CoroutineTask)
+    return task
+
+
+@pytest.fixture(params=BACKENDS, name="backend")
+def queue_backend(request: pytest.FixtureRequest) -> str:
+    """The fixture ``backend``: each queue backend in turn (import ``queue_backend``)."""
+    return str(request.param)
+
+
+def drain(q: LocalQueue[Any]) -> list[Any]:
+    """Pop until empty, in pop (newest-first) order."""
+    out = []
+    while (item := q.pop()) is not None:
+        out.append(item)
+    return out
+
+
+#: The range of a 64-bit atomic cell.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+HAVE_LIBATOMIC = atomics._lib is not None

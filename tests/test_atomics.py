@@ -18,6 +18,9 @@ import time
 from collections.abc import Callable
 
 import pytest
+from helpers import HAVE_LIBATOMIC
+from helpers import INT64_MAX as MAX
+from helpers import INT64_MIN as MIN
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,12 +38,9 @@ from zuki.concurrent.atomics import (
     fence,
 )
 
-MIN = -(1 << 63)
-MAX = (1 << 63) - 1
 ALL_ORDERS = [RELAXED, CONSUME, ACQUIRE, RELEASE, ACQ_REL, SEQ_CST]
 LOAD_ORDERS = [RELAXED, CONSUME, ACQUIRE, SEQ_CST]
 STORE_ORDERS = [RELAXED, RELEASE, SEQ_CST]
-HAVE_LIBATOMIC = atomics._lib is not None
 
 KINDS = ["libatomic", "generic", "locked"]
 

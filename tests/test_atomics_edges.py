@@ -15,6 +15,8 @@ import threading
 from typing import Any
 
 import pytest
+from helpers import HAVE_LIBATOMIC
+from helpers import INT64_MIN as MIN
 
 from zuki.concurrent import atomics
 from zuki.concurrent.atomics import (
@@ -28,9 +30,6 @@ from zuki.concurrent.atomics import (
     fence,
 )
 
-MIN = -(1 << 63)
-MAX = (1 << 63) - 1
-HAVE_LIBATOMIC = atomics._lib is not None
 needs_libatomic = pytest.mark.skipif(not HAVE_LIBATOMIC, reason="libatomic is not available")
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 import pytest
 from helpers import (
-    WAIT,
     guarded,
     hang_dump_fd,  # noqa: F401  (autouse fixture: hang dumps reach the real stderr)
+    run,
+    until,
 )
 
 import zuki
@@ -32,21 +32,6 @@ from zuki.runtime.blocks import (
 from zuki.runtime.sync import ChannelClosed, Event, Oneshot
 
 HANG = 60.0
-
-
-def run(main: Coroutine[Any, Any, Any], workers: int = 4) -> Any:
-    """``zuki.run`` with the park timeout off, so that a lost wake-up hangs."""
-    config = zuki.ExecutorConfig(workers=workers, park_timeout=None)
-    with zuki.WorkStealingExecutor(config=config) as executor:
-        return executor.block_on(main)
-
-
-async def until(predicate: Any, what: str = "condition") -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await zuki.yield_now()
 
 
 class VirtualClock:

@@ -7,8 +7,6 @@ block whose coroutine is closed at executor exit, and streams that end or are le
 from __future__ import annotations
 
 import gc
-import time
-from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -17,6 +15,8 @@ from helpers import (
     Gate,
     guarded,
     hang_dump_fd,  # noqa: F401  (autouse fixture: hang dumps reach the real stderr)
+    run,
+    until,
     wait_until,
 )
 
@@ -24,21 +24,6 @@ import zuki
 from zuki.runtime.blocks import TaskGroup, stream
 from zuki.runtime.single_threaded_executor import EXIT_CANCEL_ROUNDS
 from zuki.runtime.sync import Event
-
-
-def run(main: Coroutine[Any, Any, Any], workers: int = 2) -> Any:
-    """``zuki.run`` with the park timeout off, so that a lost wake-up hangs."""
-    config = zuki.ExecutorConfig(workers=workers, park_timeout=None)
-    with zuki.WorkStealingExecutor(config=config) as executor:
-        return executor.block_on(main)
-
-
-async def until(predicate: Any, what: str = "condition") -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await zuki.yield_now()
 
 
 async def forever(ev: Event) -> str:
@@ -87,7 +72,7 @@ def test_a_stopped_block_refuses_new_tasks_and_says_so() -> None:
         assert g.results() == []
         assert [t.index for t, _ in g.errors()] == [1]
 
-    run(main())
+    run(main(), workers=2)
 
 
 @guarded()
@@ -104,7 +89,7 @@ def test_reading_an_unfinished_group_task_is_an_error() -> None:
             gate.set()
         assert t.result() == "released" and t.exception() is None
 
-    run(main())
+    run(main(), workers=2)
 
 
 # Regression: the block's own coroutine for the refused task was left unawaited, so a
@@ -149,7 +134,7 @@ def test_system_exit_in_the_body_cancels_the_tasks_and_is_reraised_bare() -> Non
             raise SystemExit(5)
 
     with pytest.raises(SystemExit) as info:
-        run(main())
+        run(main(), workers=2)
     assert info.value.code == 5
     assert tasks[0].cancelled()
 
@@ -172,7 +157,7 @@ def test_a_cancelled_child_awaited_in_the_body_propagates_cancelled() -> None:
         assert member.cancelled()
         return "propagated"
 
-    assert run(main()) == "propagated"
+    assert run(main(), workers=2) == "propagated"
 
 
 @guarded()
@@ -203,7 +188,7 @@ def test_a_deadline_after_the_block_stopped_for_an_error_is_not_a_timeout() -> N
         assert [str(e) for e in info.value.exceptions] == ["bad 9"]
         assert not g.timed_out
 
-    run(main())
+    run(main(), workers=2)
 
 
 @guarded()
@@ -259,7 +244,7 @@ def test_a_finished_stream_stays_finished() -> None:
         with pytest.raises(StopAsyncIteration):
             await never_started.__anext__()
 
-    run(main())
+    run(main(), workers=2)
 
 
 @guarded()
@@ -287,4 +272,4 @@ def test_leaving_a_stream_cancels_workers_in_the_middle_of_an_item() -> None:
         assert sorted(cancelled) == sorted(busy)  # each was cancelled mid-item
         assert s.errors == []
 
-    run(main())
+    run(main(), workers=2)

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
+from helpers import start
 
 from zuki.concurrent import event as event_module
 from zuki.concurrent.event import EMPTY, EVENT_BACKEND, NOTIFIED, SHUTDOWN, WAITING, Event
@@ -27,21 +27,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "futex" and not FUTEX_AVAILABLE:
         pytest.skip("no futex on this platform")
     return str(request.param)
-
-
-def start(target: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    """Start ``target`` on a daemon thread; its result (or exception) lands in the list."""
-    out: list[object] = []
-
-    def body() -> None:
-        try:
-            out.append(target())
-        except BaseException as exc:
-            out.append(exc)
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    return thread, out
 
 
 def join(*threads: threading.Thread, timeout: float = JOIN) -> None:

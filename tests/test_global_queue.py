@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any
 
 import pytest
+from helpers import queue_backend  # noqa: F401  (the fixture ``backend``)
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -16,19 +17,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from zuki.concurrent.errors import QueueClosed, QueueError, QueueFull
 from zuki.concurrent.global_queue import GlobalQueue
 
-BACKENDS = ["lockfree", "builtin"]
-
 
 def tiny_segments(q: GlobalQueue[Any], shift: int = 2) -> GlobalQueue[Any]:
     """Shrink a fresh lock-free queue's segments (to 4 slots) to exercise their edges."""
     if q.backend == "lockfree":
         q._set_segment_shift(shift)  # type: ignore[attr-defined]
     return q
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def test_fifo_order(backend: str) -> None:

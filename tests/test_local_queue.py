@@ -10,6 +10,7 @@ from collections import deque
 from typing import Any
 
 import pytest
+from helpers import drain, queue_backend  # noqa: F401  (the fixture ``backend``)
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -17,21 +18,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from zuki.concurrent.errors import NotOwnerError, QueueClosed, QueueError, QueueFull
 from zuki.concurrent.global_queue import GlobalQueue
 from zuki.concurrent.local_queue import LocalQueue
-
-BACKENDS = ["lockfree", "builtin"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def drain(q: LocalQueue[Any]) -> list[Any]:
-    """Pop until empty, in pop (newest-first) order."""
-    out = []
-    while (item := q.pop()) is not None:
-        out.append(item)
-    return out
 
 
 def test_lifo_order(backend: str) -> None:

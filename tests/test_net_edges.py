@@ -10,37 +10,26 @@ checks that nothing is left registered.
 from __future__ import annotations
 
 import errno
-import gc
 import socket
 import struct
 import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import guarded, hang_dump_fd  # noqa: F401  (autouse fixture)
+from helpers import guarded, hang_dump_fd, isolated_reactor  # noqa: F401  (autouse fixture)
 
 import zuki
 from zuki.runtime import net
 from zuki.runtime.net import TcpListener, TcpStream
-from zuki.runtime.reactor import Reactor, using_reactor
+from zuki.runtime.reactor import Reactor
 
 LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture(params=["epoll", "selectors"])
 def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
-    r = Reactor(backend=request.param, name=f"test-net-edges-{request.param}")
-    try:
-        with using_reactor(r):
-            yield r
-        gc.collect()
-        deadline = time.monotonic() + 5.0
-        while (r.registrations() or r.waiting()) and time.monotonic() < deadline:
-            time.sleep(0.01)  # a selectors close is applied by the driver, shortly
-        assert r.registrations() == 0, f"leaked registrations: {r.registrations()}"
-        assert r.waiting() == 0
-    finally:
-        r.close()
+    with isolated_reactor(request.param, f"test-net-edges-{request.param}") as r:
+        yield r
 
 
 def linger_zero(stream: TcpStream) -> None:

@@ -7,24 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import drain, queue_backend  # noqa: F401  (the fixture ``backend``)
 
 from zuki.concurrent.errors import QueueFull
 from zuki.concurrent.global_queue import GlobalQueue
 from zuki.concurrent.local_queue import LocalQueue
-
-BACKENDS = ["lockfree", "builtin"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def drain(q: LocalQueue[Any]) -> list[Any]:
-    out = []
-    while (item := q.pop()) is not None:
-        out.append(item)
-    return out
 
 
 def test_a_bounded_queue_refuses_none_and_keeps_its_room(backend: str) -> None:

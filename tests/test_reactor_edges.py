@@ -15,20 +15,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from helpers import WAIT, guarded, wait_until
+from helpers import WAIT, WakeCounter, guarded, wait_until
 
 from zuki.runtime import reactor as reactor_mod
 from zuki.runtime.future import PENDING, Context, Ready
 from zuki.runtime.reactor import READABLE, WRITABLE, Reactor, default_reactor, using_reactor
 from zuki.runtime.waker import Waker
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
 
 
 @pytest.fixture(params=["epoll", "selectors"])
@@ -67,14 +59,14 @@ def test_a_registration_polled_by_hand(
     reg = reactor.register(a.fileno(), "pair end", initial=WRITABLE)
     assert not reg.closed
     assert f"fd={a.fileno()} pair end ready={WRITABLE}" in repr(reg)
-    reader = Counter()
+    reader = WakeCounter()
     cx = Context(Waker(reader))
     fut = reg.ready(READABLE)
     assert fut.poll(cx) is PENDING
     assert fut.poll(cx) is PENDING  # polled again before any event: still one waiter
     assert reg.waiting() == 1 and reactor.waiting() == 1
     with pytest.raises(RuntimeError, match="two tasks wait to read from pair end at once"):
-        reg.ready(READABLE).poll(Context(Waker(Counter())))
+        reg.ready(READABLE).poll(Context(Waker(WakeCounter())))
     b.send(b"x")
     wait_until(lambda: reader.wakes == 1, timeout=WAIT, what="the readable event")
     answer = fut.poll(cx)
@@ -88,7 +80,7 @@ def test_a_ready_future_polled_by_another_task_wakes_that_task(
 ) -> None:
     a, b = pair
     reg = reactor.register(a.fileno(), "pair end", initial=0)
-    first, second = Counter(), Counter()
+    first, second = WakeCounter(), WakeCounter()
     fut = reg.ready(READABLE)
     assert fut.poll(Context(Waker(first))) is PENDING
     assert fut.poll(Context(Waker(second))) is PENDING  # the future moved to another task
@@ -131,7 +123,7 @@ def test_closing_the_reactor_wakes_waiters_with_ebadf(
 ) -> None:
     a, _b = pair
     reg = reactor.register(a.fileno(), "pair end", initial=0)
-    reader, writer = Counter(), Counter()
+    reader, writer = WakeCounter(), WakeCounter()
     read_fut, write_fut = reg.ready(READABLE), reg.ready(WRITABLE)
     assert read_fut.poll(Context(Waker(reader))) is PENDING
     # (a socketpair is writable at once: on epoll its first event may already be in)
@@ -151,7 +143,7 @@ def test_a_closed_reactor_refuses_new_work() -> None:
     )
     r.close()  # never started: releases its descriptors at once
     with pytest.raises(RuntimeError, match="test-reactor-edges-closed is closed"):
-        r.add_timer(0.0, Counter())
+        r.add_timer(0.0, WakeCounter())
     a, b = socket.socketpair()
     try:
         with pytest.raises(RuntimeError, match="is closed"):

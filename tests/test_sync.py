@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,6 +25,8 @@ from helpers import (
     WAIT,
     guarded,
     hang_dump_fd,  # noqa: F401  (autouse fixture: hang dumps reach the real stderr)
+    run,
+    until,
 )
 
 import zuki
@@ -43,26 +45,10 @@ from zuki.runtime.sync import (
 HANG = 60.0
 
 
-def run(main: Coroutine[Any, Any, Any], workers: int = 4) -> Any:
-    """``zuki.run`` with the park timeout off, so that a lost wake-up hangs."""
-    config = zuki.ExecutorConfig(workers=workers, park_timeout=None)
-    with zuki.WorkStealingExecutor(config=config) as executor:
-        return executor.block_on(main)
-
-
 def waiting(primitive: Any) -> int:
     """How many waiters are queued on a primitive's lot (white-box)."""
     lot = primitive._lot if hasattr(primitive, "_lot") else primitive._receivers
     return len(lot)
-
-
-async def until(predicate: Callable[[], bool], what: str = "condition") -> None:
-    """Yield until ``predicate()`` holds; fail after ``WAIT`` seconds."""
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await zuki.yield_now()
 
 
 async def expect_cancelled(handle: zuki.JoinHandle[Any]) -> None:

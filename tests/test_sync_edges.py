@@ -8,12 +8,10 @@ happens (cancel, close) before it runs again.
 
 from __future__ import annotations
 
-import contextvars
-import threading
 from typing import Any
 
 import pytest
-from helpers import WAIT, wait_until
+from helpers import WAIT, FakeScheduler, coroutine_task, start, wait_until
 
 import zuki
 from zuki.runtime import sync as sync_mod
@@ -24,43 +22,18 @@ from zuki.runtime.sync import (
     Event,
     Oneshot,
 )
-from zuki.runtime.task import CoroutineTask, PollableTask, make_task
-from zuki.runtime.waker import TaskWakerData, WakerData
+from zuki.runtime.task import CoroutineTask
 
 
-class FakeScheduler:
-    def __init__(self) -> None:
-        self.queued: list[PollableTask[Any]] = []
-        self.suspended: set[PollableTask[Any]] = set()
-
-    def schedule(self, task: PollableTask[Any]) -> None:
-        self.queued.append(task)
-
-    def schedule_back(self, task: PollableTask[Any]) -> None:
-        self.queued.append(task)
-
-    def waker_data(self, task: PollableTask[Any]) -> WakerData:
-        return TaskWakerData(None, task)
+async def waits(ev: Event) -> bool:
+    return await ev.wait()
 
 
-def task_of(coro: Any, sched: FakeScheduler) -> CoroutineTask[Any]:
-    task = make_task(coro, sched, contextvars.copy_context())
-    assert isinstance(task, CoroutineTask)
+def waiter(ev: Event, sched: FakeScheduler) -> CoroutineTask[Any]:
+    """A task awaiting ``ev.wait()``, run once: parked on ``ev``, or done if it is set."""
+    task = coroutine_task(waits(ev), sched)
+    task.run(None)
     return task
-
-
-def start(target: Any) -> tuple[threading.Thread, list[Any]]:
-    out: list[Any] = []
-
-    def body() -> None:
-        try:
-            out.append(target())
-        except BaseException as exc:
-            out.append(exc)
-
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    return t, out
 
 
 # --------------------------------------------------------------------------------------
@@ -71,12 +44,7 @@ def start(target: Any) -> tuple[threading.Thread, list[Any]]:
 def test_a_task_released_by_an_event_and_then_cancelled_leaves_the_event_set() -> None:
     sched = FakeScheduler()
     ev = Event()
-
-    async def waits() -> bool:
-        return await ev.wait()
-
-    task = task_of(waits(), sched)
-    task.run(None)
+    task = waiter(ev, sched)
     assert "1 waiting" in repr(ev)
     ev.set()  # hands True to the waiter and queues the task
     assert sched.queued == [task]
@@ -85,8 +53,7 @@ def test_a_task_released_by_an_event_and_then_cancelled_leaves_the_event_set() -
     assert task.cancelled()
     # an Event has nothing to give back: it stays set, and later waiters pass at once
     assert ev.is_set() and repr(ev) == "<Event set, 0 waiting>"
-    later = task_of(waits(), sched)
-    later.run(None)
+    later = waiter(ev, sched)
     assert later.result() is True
 
 
@@ -98,7 +65,7 @@ def test_a_sender_granted_a_slot_meets_a_close_before_filling_it() -> None:
     async def sender() -> None:
         await ch.send(1)
 
-    task = task_of(sender(), sched)
+    task = coroutine_task(sender(), sched)
     task.run(None)
     assert "1 senders" in repr(ch)
     assert ch.try_recv() == 0  # frees the slot: granted to the waiting sender
@@ -163,12 +130,7 @@ def test_barrier_blocking_round_without_a_timeout() -> None:
 def test_setting_an_event_twice_hands_over_once() -> None:
     sched = FakeScheduler()
     ev = Event()
-
-    async def waits() -> bool:
-        return await ev.wait()
-
-    task = task_of(waits(), sched)
-    task.run(None)
+    task = waiter(ev, sched)
     ev.set()
     ev.set()  # already set: nothing more to hand over
     assert sched.queued == [task]

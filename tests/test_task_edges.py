@@ -19,7 +19,17 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-from helpers import WAIT, Gate, guarded, wait_until
+from helpers import (
+    WAIT,
+    FakeScheduler,
+    Gate,
+    Slot,
+    WakeCounter,
+    coroutine_task,
+    ctx,
+    guarded,
+    wait_until,
+)
 
 import zuki
 from zuki.runtime.future import (
@@ -42,76 +52,10 @@ from zuki.runtime.task import (
     CoroutineTask,
     FutureTask,
     JoinHandle,
-    PollableTask,
     make_task,
 )
 from zuki.runtime.task_batch import TaskBatch
-from zuki.runtime.waker import TaskWakerData, Waker, WakerData
-
-
-class FakeScheduler:
-    """Records the tasks it is asked to queue (what an executor's wake path does)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.queued: list[PollableTask[Any]] = []
-        self.suspended: set[PollableTask[Any]] = set()
-
-    def schedule(self, task: PollableTask[Any]) -> None:
-        with self.lock:
-            self.queued.append(task)
-
-    def schedule_back(self, task: PollableTask[Any]) -> None:
-        self.schedule(task)
-
-    def waker_data(self, task: PollableTask[Any]) -> WakerData:
-        return TaskWakerData(None, task)
-
-    def pop(self) -> PollableTask[Any]:
-        with self.lock:
-            return self.queued.pop(0)
-
-
-class Slot(Future[Any]):
-    """A leaf future: pending until ``set(value)``."""
-
-    def __init__(self) -> None:
-        self.done = False
-        self.value: Any = None
-        self.waker: Waker | None = None
-
-    def poll(self, cx: Context) -> Poll[Any]:
-        if self.done:
-            return Ready(self.value)
-        self.waker = cx.waker.clone()
-        return PENDING
-
-    def set(self, value: Any) -> None:
-        self.done = True
-        self.value = value
-        if self.waker is not None:
-            self.waker.wake()
-
-
-class Flag:
-    """Waker data that counts its wakes."""
-
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
-
-
-def ctx() -> contextvars.Context:
-    return contextvars.copy_context()
-
-
-def coroutine_task(coro: Any, sched: FakeScheduler) -> CoroutineTask[Any]:
-    task = make_task(coro, sched, ctx())  # type: ignore[arg-type]
-    assert isinstance(task, CoroutineTask)
-    return task
-
+from zuki.runtime.waker import TaskWakerData, Waker
 
 # --------------------------------------------------------------------------------------
 # handles
@@ -148,7 +92,7 @@ def test_handle_repr_names_the_state_and_outcome() -> None:
 
 def test_a_handle_polled_as_a_future() -> None:
     target: CallTask[str] = CallTask(lambda: "value", (), ctx())
-    flag = Flag()
+    flag = WakeCounter()
     cx = Context(Waker(flag))
     assert target.poll(cx) is PENDING  # registered: woken at completion
     target.run(None)
@@ -308,17 +252,18 @@ class NotAPoll(Future[Any]):
         return 42
 
 
+async def type_error_of(fut: Future[Any]) -> str:
+    """Await ``fut``; return the message of the ``TypeError`` raised at the await."""
+    try:
+        await fut
+    except TypeError as exc:
+        return str(exc)
+    return "no error"
+
+
 def test_a_future_answering_a_non_poll_is_a_type_error_at_the_await() -> None:
     sched = FakeScheduler()
-
-    async def body() -> str:
-        try:
-            await NotAPoll()
-        except TypeError as exc:
-            return str(exc)
-        return "no error"
-
-    task = coroutine_task(body(), sched)
+    task = coroutine_task(type_error_of(NotAPoll()), sched)
     task.run(None)
     assert task.result() == "NotAPoll.poll() must return Poll.ready(value) or Poll.PENDING, not 42"
 
@@ -511,7 +456,7 @@ def test_coroutine_future_throws_a_poll_error_into_the_coroutine() -> None:
         return "no error"
 
     fut = CoroutineFuture(body())
-    cx = Context(Waker(Flag()))
+    cx = Context(Waker(WakeCounter()))
     assert fut.poll(cx) is PENDING
     assert fut.poll(cx) is PENDING  # still pending on the re-poll
     answer = fut.poll(cx)
@@ -537,7 +482,7 @@ def test_coroutine_future_sends_ready_values_and_rejects_foreign_awaitables() ->
 
     fut = CoroutineFuture(body())
     assert repr(fut).startswith("<CoroutineFuture <coroutine object")
-    answer = fut.poll(Context(Waker(Flag())))
+    answer = fut.poll(Context(Waker(WakeCounter())))
     assert isinstance(answer, Ready)
     value, message = answer.value
     assert value == 7
@@ -550,7 +495,7 @@ def test_coroutine_future_rejects_a_non_poll_answer() -> None:
 
     fut = CoroutineFuture(body())
     with pytest.raises(TypeError, match=r"must return Poll\.ready"):
-        fut.poll(Context(Waker(Flag())))
+        fut.poll(Context(Waker(WakeCounter())))
 
 
 def test_coroutine_future_yield_now_wakes_and_returns_pending() -> None:
@@ -558,7 +503,7 @@ def test_coroutine_future_yield_now_wakes_and_returns_pending() -> None:
         await zuki.yield_now()
         return "after yield"
 
-    flag = Flag()
+    flag = WakeCounter()
     fut = Future.from_coroutine(body())
     cx = Context(Waker(flag))
     assert fut.poll(cx) is PENDING
@@ -586,25 +531,17 @@ def test_coroutine_future_rejects_a_non_poll_answer_after_pending() -> None:
         await PendingThenBad()
 
     fut = CoroutineFuture(body())
-    cx = Context(Waker(Flag()))
+    cx = Context(Waker(WakeCounter()))
     assert fut.poll(cx) is PENDING
     with pytest.raises(TypeError, match="not 'ready\\?'"):
         fut.poll(cx)
-
-
-async def awaits_pending_then_bad() -> str:
-    try:
-        await PendingThenBad()
-    except TypeError as exc:
-        return str(exc)
-    return "no error"
 
 
 def test_a_non_poll_answer_after_pending_is_thrown_into_the_task() -> None:
     # Regression: the answer of a re-poll was read as ``answer.value`` unchecked, so a
     # bad answer raised AttributeError out of the task's step (a scheduler error).
     sched = FakeScheduler()
-    task = coroutine_task(awaits_pending_then_bad(), sched)
+    task = coroutine_task(type_error_of(PendingThenBad()), sched)
     assert task.run(None) is True  # woken during its own poll: the runner re-queues it
     task.run(None)
     assert task.result() == (
@@ -617,7 +554,7 @@ def test_a_non_poll_answer_after_pending_is_thrown_into_the_task() -> None:
 def test_a_non_poll_answer_after_pending_leaves_the_executor_running(kind: str) -> None:
     make = zuki.SingleThreadedExecutor if kind == "single" else zuki.WorkStealingExecutor
     with make(config=zuki.ExecutorConfig(workers=1, park_timeout=None)) as ex:
-        handle = ex.spawn(awaits_pending_then_bad())
+        handle = ex.spawn(type_error_of(PendingThenBad()))
         assert "not 'ready?'" in handle.result(timeout=WAIT)
         assert ex.submit(int, "7").result(timeout=WAIT) == 7
 
@@ -628,7 +565,7 @@ def test_a_non_poll_answer_after_pending_leaves_the_executor_running(kind: str) 
 
 
 def test_reprs_of_futures_and_wakers() -> None:
-    flag = Flag()
+    flag = WakeCounter()
     waker = Waker(flag)
     assert repr(waker) == f"Waker({flag!r})"
     assert repr(Context(waker)) == f"Context(Waker({flag!r}))"

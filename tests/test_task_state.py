@@ -16,6 +16,8 @@ import time
 from typing import Any
 
 import pytest
+from helpers import FakeScheduler as RecordingScheduler
+from helpers import Slot, ctx
 
 import zuki
 from zuki.runtime import task as task_mod
@@ -33,69 +35,17 @@ from zuki.runtime.task import (
     CoroutineTask,
     FutureTask,
     JoinHandle,
-    PollableTask,
     make_task,
 )
-from zuki.runtime.waker import TaskWakerData, Waker, WakerData, WorkStealingWakerData
+from zuki.runtime.waker import TaskWakerData, Waker, WorkStealingWakerData
 
 WAIT = 30.0
 
 
-class FakeScheduler:
-    """Records the tasks it is asked to queue (what an executor's wake path does)."""
+class FakeScheduler(RecordingScheduler):
+    """The recording scheduler, handing out a work-stealing executor's waker data."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.queued: list[PollableTask[Any]] = []
-        self.joiners: list[PollableTask[Any]] = []
-        self.suspended: set[PollableTask[Any]] = set()
-
-    def schedule(self, task: PollableTask[Any]) -> None:
-        with self.lock:
-            self.queued.append(task)
-
-    def schedule_back(self, task: PollableTask[Any]) -> None:
-        with self.lock:
-            self.queued.append(task)
-            self.joiners.append(task)
-
-    def waker_data(self, task: PollableTask[Any]) -> WakerData:
-        return WorkStealingWakerData(None, task)
-
-    def pop(self) -> PollableTask[Any]:
-        with self.lock:
-            return self.queued.pop(0)
-
-
-class Slot(Future[Any]):
-    """A leaf future: pending until ``set(value)``; keeps the last waker it saw."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.done = False
-        self.value: Any = None
-        self.waker: Waker | None = None
-        self.polls = 0
-
-    def poll(self, cx: Context) -> Poll[Any]:
-        with self.lock:
-            self.polls += 1
-            if self.done:
-                return Ready(self.value)
-            self.waker = cx.waker.clone()
-            return PENDING
-
-    def set(self, value: Any) -> None:
-        with self.lock:
-            self.done = True
-            self.value = value
-            waker = self.waker
-        if waker is not None:
-            waker.wake()
-
-
-def ctx() -> contextvars.Context:
-    return contextvars.copy_context()
+    waker_data_type = WorkStealingWakerData
 
 
 # --------------------------------------------------------------------------------------

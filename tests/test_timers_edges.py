@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from helpers import WAIT, guarded, wait_until
+from helpers import WAIT, WakeCounter, guarded, wait_until
 
 from zuki.runtime.future import PENDING, Context, Ready
 from zuki.runtime.reactor import Reactor
@@ -23,29 +23,21 @@ class Clock:
         return self.now
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
-
-
 def test_wheel_clock_and_repr() -> None:
     clock = Clock()
     wheel = TimerWheel(clock)
     assert wheel.clock is clock
     assert repr(wheel) == "<TimerWheel pending=0 elapsed_ticks=0>"
-    wheel.insert(clock.now + 1.0, Counter())
+    wheel.insert(clock.now + 1.0, WakeCounter())
     assert repr(wheel).startswith("<TimerWheel pending=1 ")
 
 
 def test_discarding_a_timer_that_was_cancelled_meanwhile_is_a_no_op() -> None:
     clock = Clock()
     wheel = TimerWheel(clock)
-    waker = Counter()
+    waker = WakeCounter()
     handle = wheel.insert(clock.now + 1.0, waker)
-    keep = wheel.insert(clock.now + 1.0, Counter())
+    keep = wheel.insert(clock.now + 1.0, WakeCounter())
     wheel.discard(handle)  # queued, applied at the next poll
     assert wheel.cancel(handle) is True  # ... but cancelled directly first
     wheel.poll(clock.now)
@@ -58,9 +50,9 @@ def test_discarding_a_timer_that_was_cancelled_meanwhile_is_a_no_op() -> None:
 def test_discarding_another_wheels_timer_leaves_it_alone() -> None:
     clock = Clock()
     mine, other = TimerWheel(clock), TimerWheel(clock)
-    waker = Counter()
+    waker = WakeCounter()
     foreign = other.insert(clock.now + 0.5, waker)
-    mine.insert(clock.now + 0.5, Counter())  # the same slot index in this wheel
+    mine.insert(clock.now + 0.5, WakeCounter())  # the same slot index in this wheel
     mine.discard(foreign)
     mine.poll(clock.now)
     assert foreign.pending and len(other) == 1 and len(mine) == 1
@@ -73,7 +65,7 @@ def test_discarding_another_wheels_timer_leaves_it_alone() -> None:
 def test_a_sleep_polled_by_another_task_wakes_that_task() -> None:
     reactor = Reactor(name="test-timers-edges")
     try:
-        first, second = Counter(), Counter()
+        first, second = WakeCounter(), WakeCounter()
         nap = Sleep(time.monotonic() + 0.05, reactor)
         assert repr(nap).startswith("<zuki.sleep until ")
         assert nap.poll(Context(Waker(first))) is PENDING
