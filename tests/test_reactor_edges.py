@@ -15,11 +15,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from helpers import WAIT, WakeCounter, guarded, wait_until
+from helpers import WAIT, Gate, WakeCounter, guarded, wait_until
 
+import zuki
 from zuki.runtime import reactor as reactor_mod
 from zuki.runtime.future import PENDING, Context, Ready
 from zuki.runtime.reactor import READABLE, WRITABLE, Reactor, default_reactor, using_reactor
+from zuki.runtime.task import tls
 from zuki.runtime.waker import Waker
 
 
@@ -193,3 +195,49 @@ def test_the_wakeup_descriptor_is_one_eventfd() -> None:
         wakeup.drain()  # nothing pending: not an error either
     finally:
         wakeup.close()
+
+
+@guarded()
+def test_the_driver_hands_a_turns_wakes_to_each_pool_in_one_step() -> None:
+    """Wakes made while the driver dispatches a turn are held in ``tls.batch`` and
+    handed over per pool by ``_flush`` (one push, one wake decision): none is lost,
+    none runs twice, and a pool that stopped closes what it is handed."""
+    reactor = Reactor(name="test-reactor-batch")
+    gates = [Gate() for _ in range(50)]
+    results: list[int] = []
+    lock = threading.Lock()
+
+    async def waiter(i: int) -> None:
+        await gates[i]
+        with lock:
+            results.append(i)
+
+    try:
+        config = zuki.ExecutorConfig(workers=2, park_timeout=None)
+        with zuki.WorkStealingExecutor(config=config) as ex:
+            handles = [ex.spawn(waiter(i)) for i in range(50)]
+            for gate in gates:
+                assert gate.polled.wait(WAIT)
+            done = threading.Event()
+
+            def driver_turn() -> None:  # what the driver thread does around a dispatch
+                batch: dict[object, list[object]] = {}
+                tls.batch = batch
+                for gate in gates:
+                    gate.open()
+                held = sum(len(tasks) for tasks in batch.values())
+                ran_early = len(results)
+                reactor._flush(batch)
+                assert tls.batch is None
+                assert (held, ran_early) == (50, 0), (held, ran_early)
+                done.set()
+
+            t = threading.Thread(target=driver_turn)
+            t.start()
+            t.join(WAIT)
+            assert done.is_set(), "the batched turn failed"
+            for h in handles:
+                h.result(timeout=WAIT)
+        assert sorted(results) == list(range(50))
+    finally:
+        reactor.close()

@@ -202,6 +202,9 @@ class Scheduler(Protocol):
 
 class _Local(threading.local):
     runner: Runner | None = None
+    # The reactor's driver thread while it dispatches one turn: wakes of work-stealing
+    # tasks are collected here and handed over per pool in one step (Pool.schedule).
+    batch: dict[Any, list[Any]] | None = None
 
 
 #: Per-thread: the runner whose thread this is (``None`` on threads zuki does not own).

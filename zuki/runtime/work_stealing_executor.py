@@ -225,9 +225,20 @@ class Pool:
     def schedule(self, task: PollableTask[Any]) -> None:
         """Queue a woken task: this worker's LIFO slot, or the global queue."""
         runner = tls.runner
-        if runner is not None and runner.scheduler is self:
-            runner.schedule_woken(task)  # type: ignore[attr-defined]
-            return
+        if runner is not None:
+            if runner.scheduler is self:
+                runner.schedule_woken(task)  # type: ignore[attr-defined]
+                return
+        else:
+            batch = tls.batch
+            if batch is not None:
+                # The reactor's thread, dispatching a turn: schedule_many at its end.
+                tasks = batch.get(self)
+                if tasks is None:
+                    batch[self] = [task]
+                else:
+                    tasks.append(task)
+                return
         with self.idle_lock:
             if self.terminate:
                 refused = True
@@ -240,6 +251,27 @@ class Pool:
             task.close_unfinished()
             return
         self._act(action)
+
+    def schedule_many(self, tasks: list[PollableTask[Any]]) -> None:
+        """Queue woken tasks from a thread that is not one of this pool's workers (the
+        reactor's, after a turn): one push and one wake decision for all of them."""
+        actions: list[WorkerThread | int] = []
+        with self.idle_lock:
+            refused = self.terminate
+            if not refused:
+                self.gq.push_batch(tasks)
+                if not self.num_searching:
+                    while len(actions) < len(tasks):
+                        action = self._wake_one_locked()
+                        if action is None:
+                            break
+                        actions.append(action)
+        if refused:
+            for task in tasks:
+                task.close_unfinished()
+            return
+        for action in actions:
+            self._act(action)
 
     def schedule_back(self, task: PollableTask[Any]) -> None:
         """Queue a woken joiner behind the queued work (the global queue)."""
