@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 import threading
 import time
 import tracemalloc
@@ -438,29 +439,65 @@ def test_a_waker_that_raises_does_not_stop_the_driver(caplog: pytest.LogCaptureF
     assert "waker failed" in caplog.text
 
 
-def test_a_sleep_finalized_without_room_to_call_lets_go_of_its_task() -> None:
-    """``Sleep.__del__`` can run at the bottom of a deep deallocation chain, where any
-    call raises ``RecursionError``: it must then drop the waker (and the task behind it)
-    instead of raising, and the timer must later fire into nothing."""
+def test_sleep_has_no_finalizer() -> None:
+    """On 3.13t the finalizers of objects released by another thread run nested (one
+    frame each): 20,000 cancelled ``spawn(sleep(30))`` tasks overflowed the recursion
+    limit in ``Sleep.__del__``. Timers are released through ``Future.drop`` instead."""
+    assert "__del__" not in vars(Sleep)
 
+
+@guarded()
+def test_many_cancelled_sleep_tasks_release_their_timers_at_once_and_quietly() -> None:
+    """The shape that overflowed: sleeps spawned as tasks of their own, cancelled and
+    awaited. ``drop()`` takes each timer out synchronously; nothing is reported as
+    unraisable (a finalizer failing)."""
+    reactor = default_reactor()
+    unraisable: list[Any] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+
+    async def main() -> tuple[int, int]:
+        before = reactor.pending_timers()
+        handles = [zuki.spawn(sleep(30)) for _ in range(20_000)]
+        limit = time.monotonic() + 20.0
+        while reactor.pending_timers() - before < 19_900 and time.monotonic() < limit:
+            await sleep(0.005)  # until (nearly) every sleep was polled once and armed
+        armed = reactor.pending_timers() - before
+        for h in handles:
+            h.cancel()
+        for h in handles:
+            with pytest.raises(zuki.Cancelled):
+                await h
+        return armed, reactor.pending_timers() - before
+
+    try:
+        armed, left = zuki.run(main(), workers=2)
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous_hook
+    # (timers of earlier tests may fire meanwhile: the counts are relative)
+    assert armed >= 19_900, f"only {armed} of the 20,000 sleeps were armed: nothing tested"
+    assert left <= 0, f"{left} timers left behind by cancelled sleep tasks"
+    assert not unraisable, unraisable[:3]
+
+
+def test_drop_of_a_polled_sleep_cancels_its_timer_and_is_idempotent() -> None:
     class Waker:
         woken = 0
 
         def wake(self) -> None:
             Waker.woken += 1
 
-    class NoRoom(Reactor):
-        def discard_timer(self, handle: Any) -> None:
-            raise RecursionError("maximum recursion depth exceeded")
-
-    reactor = NoRoom(name="test-reactor-no-room")
+    reactor = Reactor(name="test-reactor-drop")
     try:
-        future = Sleep(reactor.clock() + 0.05, reactor)
-        handle = reactor.add_timer(future.deadline, Waker())
-        future._handle = handle
-        future.__del__()
-        assert handle.waker is not None and not isinstance(handle.waker, Waker)
-        wait_until(lambda: not handle.pending, what="the timer to fire")
+        future = Sleep(reactor.clock() + 0.02, reactor)
+        future.drop()  # never polled: nothing to release
+        future._handle = handle = reactor.add_timer(future.deadline, Waker())
+        assert handle.pending
+        future.drop()
+        assert not handle.pending
+        future.drop()
+        time.sleep(0.05)
         assert Waker.woken == 0
     finally:
         reactor.close()

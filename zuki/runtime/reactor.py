@@ -453,7 +453,7 @@ class _WakeupFd:
             os.set_blocking(self._write_fd, False)
 
     def notify(self) -> None:
-        # Not contextlib.suppress: finalizers call this (Sleep.__del__), and a context
+        # Not contextlib.suppress: finalizers may call this (discard_timer), and a context
         # manager's methods are entered from C, which a finalizer may have no room for.
         try:  # noqa: SIM105
             os.write(self._write_fd, b"\x01\x00\x00\x00\x00\x00\x00\x00")

@@ -881,11 +881,15 @@ class FutureTask(PollableTask[T]):
         self._susp = False
 
     def _step(self, cancel: bool) -> int:
-        if cancel:
-            self._finish(CANCELLED, Cancelled())
-            return _STEP_DONE
         future = self._future
         assert future is not None
+        if cancel:
+            try:
+                future.drop()
+            except Exception:
+                LOGGER.exception("%r: drop() of a cancelled task's future failed", future)
+            self._finish(CANCELLED, Cancelled())
+            return _STEP_DONE
         try:
             answer = future.poll(self.context())
         except BaseException as e:
@@ -912,6 +916,12 @@ class FutureTask(PollableTask[T]):
             return
         self._st = RUNNING
         lock.release()
+        future = self._future
+        if future is not None:
+            try:
+                future.drop()
+            except Exception:
+                LOGGER.exception("%r: drop() of a closed task's future failed", future)
         self._finish(CANCELLED, Cancelled())
 
     def __repr__(self) -> str:

@@ -74,7 +74,6 @@ from typing import Final, Protocol
 __all__ = [
     "LEVELS",
     "MAX_TICKS",
-    "NOT_IN_WHEEL",
     "SLOTS",
     "TICK",
     "TimerHandle",
@@ -97,9 +96,6 @@ _MASK64: Final = (1 << 64) - 1
 # Ticks are clamped here so that ``inf`` and absurd deadlines stay integers.
 _TICK_CAP: Final = 1 << 62
 _NOT_IN_WHEEL: Final = -1
-#: ``TimerHandle._where`` of a timer that fired or was cancelled (for finalizers, which
-#: must not call the ``pending`` property).
-NOT_IN_WHEEL: Final = _NOT_IN_WHEEL
 
 
 class Wakeable(Protocol):

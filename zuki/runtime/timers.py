@@ -16,7 +16,10 @@ sleep whose deadline has passed at creation (``sleep(0)``, a negative delay, a p
 touches the wheel. A sleeping task that is cancelled removes its timer at once (the
 ``await`` sees ``Cancelled`` go through it), so ``timeout(1): await sleep(3600)`` leaves
 nothing behind for an hour; a sleep spawned as a task of its own removes it when the
-cancelled task drops it (``__del__``).
+cancelled task gives it up (``Future.drop``). There is no ``__del__``: on 3.13t the
+finalizers of objects released by another thread run nested, and 20,000 cancelled sleeps
+freed at once overflowed the recursion limit. A ``Sleep`` polled by hand and then
+abandoned keeps its timer until the deadline, which then wakes its last waker once.
 
 Timeouts: how the body is cancelled
 ===================================
@@ -66,7 +69,6 @@ from typing import TYPE_CHECKING, Any, Final
 from zuki.runtime.errors import Cancelled
 from zuki.runtime.future import PENDING, Future, Poll, Ready, yield_now
 from zuki.runtime.reactor import Reactor, default_reactor
-from zuki.runtime.timer_wheel import NOT_IN_WHEEL
 
 if TYPE_CHECKING:
     from zuki.runtime.future import Context
@@ -81,18 +83,6 @@ def _check(value: float, what: str) -> float:
     if math.isnan(value):
         raise ValueError(f"{what} must be a number, not NaN")
     return value
-
-
-class _Dropped:
-    """The waker of a timer whose ``Sleep`` could not take it out (``Sleep.__del__``)."""
-
-    __slots__ = ()
-
-    def wake(self) -> None:
-        pass
-
-
-_DROPPED: Final = _Dropped()
 
 
 class Sleep(Future[None]):
@@ -132,23 +122,12 @@ class Sleep(Future[None]):
             if handle is not None and handle.pending:
                 self._reactor.cancel_timer(handle)
 
-    def __del__(self) -> None:
-        # A sleep spawned as a task of its own (``spawn(sleep(5))``) is dropped, not
-        # thrown into, when that task is cancelled: take its timer out here.
-        # Never take a lock here (the collector may run this where one is held), and
-        # call nothing that enters Python code from C (a property, a context manager):
-        # a finalizer may run at the bottom of a deep deallocation chain, where such a
-        # call raises RecursionError (seen in stress runs).
-        try:
-            handle = self._handle
-        except AttributeError:  # __init__ did not finish
-            return
-        if handle is not None and handle._where != NOT_IN_WHEEL:
-            handle.waker = _DROPPED  # let go of the task first, whatever happens next
-            try:  # noqa: SIM105 (no context manager in a finalizer)
-                self._reactor.discard_timer(handle)
-            except RecursionError:
-                pass  # the timer stays until its deadline and fires into nothing
+    def drop(self) -> None:
+        """The task polling this sleep was cancelled: remove its timer now."""
+        handle = self._handle
+        if handle is not None and handle.pending:
+            self._reactor.cancel_timer(handle)
+        self._waker = None
 
     def __repr__(self) -> str:
         return f"<zuki.sleep until {self.deadline:.6f}>"
