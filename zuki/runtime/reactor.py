@@ -685,15 +685,15 @@ class Reactor:
         events = self._poller.wait(timeout)
         tls.batch = batch
         try:
-            self._dispatch(events)
+            if self._dispatch(events):
+                armed = None  # the timerfd fired: it is disarmed
         finally:
             self._flush(batch)
-        for fd, _readiness in events:
-            if fd == self._timer_fd:
-                armed = None
         return armed
 
-    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+    def _dispatch(self, events: list[tuple[int, int]]) -> bool:
+        """Deliver ``events``; ``True`` if the timerfd was among them."""
+        timer_fired = False
         registrations = self._registrations
         for fd, readiness in events:
             reg = registrations.get(fd)
@@ -707,6 +707,8 @@ class Reactor:
             elif fd == self._timer_fd:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._timer_fd, 8)
+                timer_fired = True
+        return timer_fired
 
     def _apply_changes(self) -> None:
         poller = self._poller

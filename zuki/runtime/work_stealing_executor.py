@@ -261,11 +261,7 @@ class Pool:
             if not refused:
                 self.gq.push_batch(tasks)
                 if not self.num_searching:
-                    while len(actions) < len(tasks):
-                        action = self._wake_one_locked()
-                        if action is None:
-                            break
-                        actions.append(action)
+                    actions = self._wake_many_locked(len(tasks))
         if refused:
             for task in tasks:
                 task.close_unfinished()
@@ -339,17 +335,22 @@ class Pool:
 
     def notify_many(self, n: int) -> None:
         """Wake up to ``n`` workers at once (parked ones first, then new threads)."""
-        actions: list[WorkerThread | int] = []
         with self.idle_lock:
             if self.terminate:
                 return
-            while len(actions) < n:
-                action = self._wake_one_locked()
-                if action is None:
-                    break
-                actions.append(action)
+            actions = self._wake_many_locked(n)
         for action in actions:
             self._act(action)
+
+    def _wake_many_locked(self, n: int) -> list[WorkerThread | int]:
+        """Decide up to ``n`` wakes (``_wake_one_locked`` each); with ``idle_lock`` held."""
+        actions: list[WorkerThread | int] = []
+        while len(actions) < n:
+            action = self._wake_one_locked()
+            if action is None:
+                break
+            actions.append(action)
+        return actions
 
     def retire_locked(self, worker: WorkerThread) -> None:
         """Move an idle parked ``worker`` from the sleepers to ``retired``; with
